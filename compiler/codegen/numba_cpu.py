@@ -1,0 +1,338 @@
+"""Codegen: a `Kernel` becomes the source of one readable Numba `njit` function.
+
+The function takes the output and the input buffers as flat 1-D arrays and computes every index
+itself from the kernel's index maps, with shapes and strides baked in as literals so LLVM can
+simplify and vectorize the arithmetic. Per-op templates live in one table (`UNARY`, `BINARY`).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+
+from compiler import dtypes
+from compiler.dtypes import DType
+from compiler.ir.kernel import KConst, KGather, KLoad, KOp, KReduce, Kernel
+from compiler.ir.ops import Op
+from compiler.passes.views import ShapeTracker, contiguous_strides
+
+# 'nnan'/'ninf' are left out on purpose: they let LLVM delete NaN checks (isnan, maximum, ...)
+FASTMATH_FLAGS = {"nsz", "arcp", "contract", "afn", "reassoc"}
+PARALLEL_MIN_ELEMENTS = 1 << 16     # below this, thread start-up costs more than it saves
+
+FAST_F32 = {Op.EXP: "exp_f32", Op.LOG: "log_f32", Op.TANH: "tanh_f32", Op.SIGMOID: "sigmoid_f32",
+            Op.ERF: "erf_f32"}
+"""Ops with a vectorizable float32 helper in compiler.codegen.fastmath (no SVML here)."""
+
+UNARY = {
+    Op.NEG: "(-{0})", Op.EXP: "np.exp({0})", Op.LOG: "np.log({0})", Op.SIN: "np.sin({0})",
+    Op.COS: "np.cos({0})", Op.TAN: "np.tan({0})", Op.SQRT: "np.sqrt({0})", Op.ABS: "abs({0})",
+    Op.SIGN: "sign({0})", Op.FLOOR: "np.floor({0})", Op.CEIL: "np.ceil({0})",
+    Op.ROUND: "np.rint({0})", Op.TRUNC: "np.trunc({0})", Op.TANH: "np.tanh({0})",
+    Op.SIGMOID: "sigmoid({0})", Op.ERF: "erf({0})", Op.LOG1P: "np.log1p({0})",
+    Op.EXPM1: "np.expm1({0})", Op.ISNAN: "({0} != {0})", Op.DETACH: "{0}",
+}
+BINARY = {
+    Op.ADD: "({0} + {1})", Op.SUB: "({0} - {1})", Op.MUL: "({0} * {1})", Op.DIV: "({0} / {1})",
+    Op.FLOORDIV: "({0} // {1})", Op.MOD: "({0} % {1})", Op.POW: "({0} ** {1})",
+    Op.MAXIMUM: "maximum({0}, {1})", Op.MINIMUM: "minimum({0}, {1})", Op.ATAN2: "np.arctan2({0}, {1})",
+    Op.LT: "({0} < {1})", Op.LE: "({0} <= {1})", Op.GT: "({0} > {1})", Op.GE: "({0} >= {1})",
+    Op.EQ: "({0} == {1})", Op.NE: "({0} != {1})", Op.AND: "({0} & {1})", Op.OR: "({0} | {1})",
+    Op.XOR: "({0} ^ {1})",
+}
+
+
+def compute_dtype(dtype: DType) -> DType:
+    """Numba has no float16 arithmetic on the CPU: such buffers are computed in float32."""
+    return dtypes.float32 if dtype is dtypes.float16 else dtype
+
+
+def literal(value, dtype: DType) -> str:
+    dtype = compute_dtype(dtype)
+    if dtype is dtypes.bool_:
+        return "True" if value else "False"
+    if dtype.is_floating_point:
+        text = {math.inf: "np.inf", -math.inf: "-np.inf"}.get(value) or ("np.nan" if value != value else repr(float(value)))
+        # float32 literals stay float32: a bare Python float would promote the math to float64
+        return f"np.float32({text})" if dtype is dtypes.float32 else text
+    return repr(int(value)) if dtype is dtypes.int64 else f"np.{dtype.name}({int(value)})"
+
+
+def cast(value: str, dtype: DType) -> str:
+    dtype = compute_dtype(dtype)
+    if dtype is dtypes.bool_:
+        return f"({value} != 0)"
+    return f"np.{dtype.name}({value})"
+
+
+def _reduce_init(op: Op, dtype: DType) -> str:
+    if op is Op.SUM:
+        return "0.0" if dtype.is_floating_point else "0"
+    if op is Op.PROD:
+        return "1.0" if dtype.is_floating_point else "1"
+    if dtype.is_floating_point:
+        return "-np.inf" if op in (Op.MAX, Op.ARGMAX) else "np.inf"
+    if dtype is dtypes.bool_:
+        return "False" if op in (Op.MAX, Op.ARGMAX) else "True"
+    info = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-2**15, 2**15 - 1),
+            "int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}[dtype.name]
+    return str(info[0] if op in (Op.MAX, Op.ARGMAX) else info[1])
+
+
+class _Emitter:
+    def __init__(self, kernel: Kernel):
+        self.kernel = kernel
+        self.lines: list[str] = []
+        self.indent = 1
+        self.counter = 0
+        self.scope: dict[int, str] = {}           # id(expr) -> variable, for the current loop body
+        self.reduced: dict[int, str] = {}         # id(KReduce) -> variable, for the whole row
+        self.helpers: set[str] = set()
+
+    def emit(self, line: str):
+        self.lines.append("    " * self.indent + line)
+
+    def fresh(self, prefix="v") -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def open_loops(self, dims, parallel_first=False):
+        for j, d in enumerate(dims):
+            loop = "numba.prange" if (j == 0 and parallel_first) else "range"
+            self.emit(f"for i{d} in {loop}({self.loop_shape[d]}):")
+            self.indent += 1
+
+    # -- indexing ----------------------------------------------------------------------------
+    @staticmethod
+    def index(tracker: ShapeTracker, idx: list[str]) -> tuple[str, list[str]]:
+        """Flat buffer index and validity conditions for reading `tracker` at `idx`."""
+        conds: list[str] = []
+        for level, view in enumerate(reversed(tracker.views)):
+            terms = [str(view.offset)] if view.offset else []
+            if view.mask is not None:
+                for e, (lo, hi), n in zip(idx, view.mask, view.shape):
+                    if (lo, hi) != (0, n):
+                        conds.append(f"{lo} <= {e} < {hi}" if lo else f"{e} < {hi}")
+            for e, s in zip(idx, view.strides):
+                if s and e != "0":
+                    terms.append(e if s == 1 else f"{e} * {s}")
+            flat = " + ".join(terms) or "0"
+            if level == len(tracker.views) - 1:
+                return flat, conds
+            below = tracker.views[-2 - level].shape
+            strides = contiguous_strides(below)
+            flat = f"({flat})"
+            idx = []
+            for d, (n, s) in enumerate(zip(below, strides)):
+                if n == 1:
+                    idx.append("0")
+                    continue
+                part = flat if s == 1 else f"({flat} // {s})"
+                idx.append(part if d == 0 or all(m == 1 for m in below[:d]) else f"({part} % {n})")
+        raise AssertionError("unreachable")
+
+    # -- expressions -------------------------------------------------------------------------
+    def value(self, e, idx: list[str]) -> str:
+        if isinstance(e, KReduce):
+            return self.reduced[id(e)]
+        if isinstance(e, KConst):
+            return literal(e.value, e.dtype)
+        if id(e) in self.scope:
+            return self.scope[id(e)]
+        if isinstance(e, KLoad):
+            flat, conds = self.index(e.tracker, idx)
+            text = f"in{e.slot}[{flat}]"
+            if conds:
+                text = f"({text} if {' and '.join(conds)} else {literal(0, e.dtype)})"
+        elif isinstance(e, KGather):
+            position = self.value(e.index, idx)
+            n = e.tracker.shape[e.axis]
+            clamped = self.fresh("g")
+            # out-of-range indices were rejected at the call when known; clamp so a bad one
+            # computed lazily can never read outside the buffer
+            self.emit(f"{clamped} = min(max({position}, 0), {n - 1})")
+            source_idx = list(idx)
+            source_idx[e.axis] = clamped
+            flat, _ = self.index(e.tracker, source_idx)
+            text = f"in{e.slot}[{flat}]"
+        else:
+            args = [self.value(s, idx) for s in e.srcs]
+            text = self.op_text(e, args)
+        name = self.fresh()
+        self.emit(f"{name} = {text}")
+        self.scope[id(e)] = name
+        return name
+
+    def op_text(self, e: KOp, args: list[str]) -> str:
+        op = e.op
+        in_dtype = compute_dtype(e.srcs[0].dtype) if e.srcs else None
+        if op is Op.CAST:
+            return cast(args[0], e.dtype)
+        if op is Op.WHERE:
+            return f"({args[1]} if {args[0]} else {args[2]})"
+        if op is Op.NOT:
+            return f"(not {args[0]})" if in_dtype is dtypes.bool_ else f"(~{args[0]})"
+        if in_dtype is dtypes.float32 and op in FAST_F32:
+            self.helpers.add(FAST_F32[op])
+            return f"{FAST_F32[op]}({args[0]})"
+        if op in (Op.FLOOR, Op.CEIL, Op.ROUND, Op.TRUNC) and not in_dtype.is_floating_point:
+            return args[0]
+        if op is Op.ABS and in_dtype is dtypes.bool_:
+            return args[0]
+        template = UNARY.get(op) or BINARY[op]
+        if op is Op.DIV and not in_dtype.is_floating_point:
+            raise TypeError("integer true division must be cast to floating point first")
+        text = template.format(*args)
+        if in_dtype is not None and in_dtype is not dtypes.float64 and in_dtype.is_floating_point and op in (Op.POW,):
+            text = f"np.float32({text})"
+        return text
+
+    def reduction(self, r: KReduce, axes, full_idx: list[str]):
+        acc = self.fresh("acc")
+        src_dtype = compute_dtype(r.body.dtype)
+        op = r.op
+        self.emit(f"{acc} = {_reduce_init(op, src_dtype)}")
+        if op in (Op.ARGMAX, Op.ARGMIN):
+            best = self.fresh("best")
+            self.emit(f"{best} = {_reduce_init(op, src_dtype)}")
+            self.emit(f"{acc} = 0")
+        outer_scope = self.scope
+        self.scope = {}
+        parallel = (not any(d not in axes for d in range(len(self.kernel.full_shape)))
+                    and op is Op.SUM and math.prod(self.kernel.full_shape) >= PARALLEL_MIN_ELEMENTS)
+        indent = self.indent
+        self.open_loops(axes, parallel_first=parallel)
+        v = self.value(r.body, full_idx)
+        if op is Op.SUM:
+            self.emit(f"{acc} += {v}")
+        elif op is Op.PROD:
+            self.emit(f"{acc} *= {v}")
+        elif op is Op.MAX:
+            self.emit(f"{acc} = maximum({acc}, {v})")
+        elif op is Op.MIN:
+            self.emit(f"{acc} = minimum({acc}, {v})")
+        else:
+            flat = " + ".join(f"i{d} * {s}" if s != 1 else f"i{d}" for d, s in
+                              zip(axes, contiguous_strides(tuple(self.kernel.full_shape[d] for d in axes))) if s) or "0"
+            better = ">" if op is Op.ARGMAX else "<"
+            nan_first = f" or ({v} != {v} and {best} == {best})" if src_dtype.is_floating_point else ""
+            self.emit(f"if {v} {better} {best}{nan_first}:")
+            self.emit(f"    {best} = {v}")
+            self.emit(f"    {acc} = {flat}")
+        self.indent = indent
+        self.scope = outer_scope
+        if op is Op.SUM or op is Op.PROD:
+            result = self.fresh("r")
+            self.emit(f"{result} = {cast(acc, r.dtype)}")
+            acc = result
+        self.reduced[id(r)] = acc
+
+
+def _collect_reduces(expr) -> list[KReduce]:
+    """Reductions in dependency order (a reduction nested in another's body comes first)."""
+    order, seen = [], set()
+
+    def walk(e):
+        if id(e) in seen:
+            return
+        seen.add(id(e))
+        children = (e.body,) if isinstance(e, KReduce) else (e.index,) if isinstance(e, KGather) else \
+            e.srcs if isinstance(e, KOp) else ()
+        for c in children:
+            walk(c)
+        if isinstance(e, KReduce):
+            order.append(e)
+
+    walk(expr)
+    return order
+
+
+def _flat_out(shape, names) -> str:
+    terms = [n if s == 1 else f"{n} * {s}" for n, s in zip(names, contiguous_strides(shape)) if s and n != "0"]
+    return " + ".join(terms) or "0"
+
+
+def generate(kernel: Kernel) -> tuple[str, str]:
+    """(function name, module source) for `kernel`; the name is derived from the source."""
+    em = _Emitter(kernel)
+    em.loop_shape = kernel.out_shape if kernel.kind != "loop" else kernel.full_shape
+    numel = math.prod(em.loop_shape)
+    if kernel.kind == "loop":
+        _loop_body(em, kernel)
+        parallel = any(" numba.prange(" in line for line in em.lines)
+    elif kernel.kind == "cumsum":
+        _cumsum_body(em, kernel)
+        parallel = False
+    else:
+        _scatter_body(em, kernel)
+        parallel = False
+    args = ", ".join(["out"] + [f"in{i}" for i in range(len(kernel.input_dtypes))])
+    body = "\n".join(em.lines)
+    floating = any(compute_dtype(d).is_floating_point for d in kernel.input_dtypes + [kernel.out_dtype])
+    flag_set = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}"
+    flags = f"fastmath={flag_set}, " if floating else ""
+    digest = hashlib.sha1(f"{args}\n{body}\n{flags}{parallel}".encode()).hexdigest()[:16]
+    name = f"k_{kernel.kind}_{digest}"
+    helpers = sorted(em.helpers)
+    source = "\n".join([
+        "import numba",
+        "import numpy as np",
+        "from compiler.codegen.scalar_ops import maximum, minimum, sigmoid, erf, sign",
+        *( [f"from compiler.codegen.fastmath import {', '.join(helpers)}"] if helpers else []),
+        "",
+        "",
+        f"@numba.njit({flags}parallel={parallel}, error_model='numpy', cache=True)",
+        f"def {name}({args}):",
+        f"    # {kernel.kind} kernel, {kernel.mode} mode, output {kernel.out_dtype.name}{list(kernel.out_shape)}, "
+        f"{numel} iterations",
+        body,
+        "",
+    ])
+    return name, source
+
+
+def _loop_body(em: _Emitter, k: Kernel):
+    nd = len(k.full_shape)
+    outer = [d for d in range(nd) if d not in k.reduce_axes]
+    numel = math.prod(k.full_shape)
+    parallel = bool(outer) and numel >= PARALLEL_MIN_ELEMENTS and k.full_shape[outer[0]] > 1
+    em.open_loops(outer, parallel_first=parallel)
+    full_idx = [f"i{d}" for d in range(nd)]
+    for r in _collect_reduces(k.expr):
+        em.reduction(r, k.reduce_axes, full_idx)
+    if k.mode == "reduce":
+        idx = [("0" if d in k.reduce_axes else f"i{d}") for d in range(nd)]
+        v = em.value(k.expr, idx)
+        reduced_shape = tuple(1 if d in k.reduce_axes else n for d, n in enumerate(k.full_shape))
+        em.emit(f"out[{_flat_out(reduced_shape, idx)}] = {v}")
+        return
+    if k.mode == "row":
+        em.scope = {}
+        em.open_loops(k.reduce_axes)
+    v = em.value(k.expr, full_idx)
+    em.emit(f"out[{_flat_out(k.full_shape, full_idx)}] = {v}")
+
+
+def _cumsum_body(em: _Emitter, k: Kernel):
+    nd, axis = len(k.out_shape), k.axis
+    em.open_loops([d for d in range(nd) if d != axis])
+    acc = em.fresh("acc")
+    em.emit(f"{acc} = {_reduce_init(Op.SUM, compute_dtype(k.out_dtype))}")
+    em.open_loops([axis])
+    idx = [f"i{d}" for d in range(nd)]
+    em.emit(f"{acc} += {em.value(k.exprs['source'], idx)}")
+    em.emit(f"out[{_flat_out(k.out_shape, idx)}] = {acc}")
+
+
+def _scatter_body(em: _Emitter, k: Kernel):
+    nd = len(k.out_shape)
+    idx = [f"i{d}" for d in range(nd)]
+    indent = em.indent
+    em.open_loops(range(nd))
+    em.emit(f"out[{_flat_out(k.out_shape, idx)}] = {em.value(k.exprs['base'], idx)}")
+    em.indent, em.scope = indent, {}
+    em.loop_shape = k.full_shape     # the index/source shape
+    em.open_loops(range(nd))
+    position = em.value(k.exprs["index"], idx)
+    target = list(idx)
+    target[k.axis] = f"min(max({position}, 0), {k.out_shape[k.axis] - 1})"
+    em.emit(f"out[{_flat_out(k.out_shape, target)}] += {em.value(k.exprs['source'], idx)}")

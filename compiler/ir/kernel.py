@@ -1,0 +1,84 @@
+"""Kernel IR: what the fusion pass hands to codegen, independent of any backend.
+
+A loop kernel computes one output over an iteration space:
+
+* `full_shape` is the space the loops cover; `reduce_axes` are the axes its reductions run over.
+* In `"reduce"` mode the output has the reduced (keepdim) shape: outer loops, then one inner loop
+  per reduction, then the epilogue writes one value per outer index (`sum`, `mean`, `x.max(1)`).
+* In `"row"` mode the output has the full shape: per outer index the reductions run first, then an
+  inner loop writes every element, reading the reductions as scalars (softmax, layer norm).
+* In `"map"` mode there is no reduction: one loop nest over the output.
+
+Expressions (`KExpr`) are DAGs: a value used twice is one object, so codegen computes it once.
+Inputs are numbered slots; the step that launches the kernel says which buffer fills each slot.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+from compiler.dtypes import DType
+from compiler.ir.ops import Op
+from compiler.passes.views import ShapeTracker
+
+Shape = tuple[int, ...]
+
+
+@dataclass(eq=False)
+class KLoad:
+    """Read input `slot` through `tracker` (maps the current iteration space to the buffer)."""
+    slot: int
+    tracker: ShapeTracker
+    dtype: DType
+
+
+@dataclass(eq=False)
+class KConst:
+    value: Any
+    dtype: DType
+
+
+@dataclass(eq=False)
+class KOp:
+    """An elementwise primitive applied to sub-expressions (all in the same iteration space)."""
+    op: Op
+    srcs: tuple
+    dtype: DType
+    arg: Any = None
+
+
+@dataclass(eq=False)
+class KReduce:
+    """A reduction of `body` (over the full space) along the kernel's reduce axes."""
+    op: Op
+    body: Any
+    dtype: DType
+
+
+@dataclass(eq=False)
+class KGather:
+    """Read input `slot` (viewed through `tracker`) at the current index, except along `axis`,
+    where the position is the value of `index`."""
+    slot: int
+    tracker: ShapeTracker
+    index: Any
+    axis: int
+    dtype: DType
+
+
+KExpr = Union[KLoad, KConst, KOp, KReduce, KGather]
+
+
+@dataclass(eq=False)
+class Kernel:
+    kind: str                      # "loop", "scatter_add" or "cumsum"
+    out_shape: Shape
+    out_dtype: DType
+    input_dtypes: list[DType]
+    full_shape: Shape = ()
+    mode: str = "map"              # loop kernels: "map", "reduce" or "row" (see module docstring)
+    reduce_axes: tuple[int, ...] = ()
+    expr: Optional[KExpr] = None   # loop kernels: the output value
+    exprs: dict = field(default_factory=dict)   # scatter_add: base/index/source; cumsum: source
+    axis: int = 0                  # scatter_add and cumsum
+    ops_count: int = 0

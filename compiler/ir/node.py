@@ -1,0 +1,226 @@
+"""IR nodes: immutable, hash-consed, typed and shaped.
+
+`Node`s are built only through the constructor functions below, which infer the result shape and
+dtype. Building the same operation on the same inputs twice returns the same object (hash-consing),
+so common subexpressions are shared by construction and a node's identity is its structure.
+
+A node can be *realized*: the runtime stores its value in `node.realized` (a C-contiguous numpy
+array). Passes treat a realized node as a leaf; its inputs stay, because autodiff may still walk
+through it.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import weakref
+from typing import Any, Optional
+
+import numpy as np
+
+from compiler import dtypes
+from compiler.dtypes import DType
+from compiler.ir.ops import COMPARISONS, Family, Op
+
+Shape = tuple[int, ...]
+
+_interned: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
+_buffer_ids = itertools.count()
+
+
+class Node:
+    __slots__ = ("op", "inputs", "shape", "dtype", "arg", "device", "realized", "__weakref__")
+
+    def __init__(self, op: Op, inputs: tuple["Node", ...], shape: Shape, dtype: DType, arg: Any,
+                 device: str):
+        self.op = op
+        self.inputs = inputs
+        self.shape = shape
+        self.dtype = dtype
+        self.arg = arg
+        self.device = device
+        self.realized: Optional[np.ndarray] = None
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def is_leaf_like(self) -> bool:
+        """True for buffers, constants and realized nodes: what a kernel loads instead of computing."""
+        return self.realized is not None or self.op.family is Family.LEAF
+
+    def __repr__(self) -> str:
+        arg = "" if self.arg is None else f" {self.arg}"
+        return f"<{self.op.name}{arg} {self.dtype.name}{list(self.shape)}>"
+
+
+def _make(op: Op, inputs: tuple[Node, ...], shape: Shape, dtype: DType, arg: Any = None,
+          device: Optional[str] = None) -> Node:
+    device = device or inputs[0].device
+    key = (op, tuple(map(id, inputs)), shape, dtype.name, arg, device)
+    node = _interned.get(key)
+    if node is None:
+        node = Node(op, inputs, shape, dtype, arg, device)
+        _interned[key] = node
+    return node
+
+
+# ---------------------------------------------------------------------------------------------
+# leaves
+
+def buffer(array: np.ndarray, device: str = "cpu") -> Node:
+    """A leaf holding `array` (made C-contiguous); never shared with another buffer node."""
+    array = np.ascontiguousarray(array)
+    node = Node(Op.BUFFER, (), tuple(array.shape), dtypes.from_numpy(array.dtype), next(_buffer_ids), device)
+    node.realized = array
+    return node
+
+
+def const(value, dtype: DType, shape: Shape = (), device: str = "cpu") -> Node:
+    """A constant broadcast to `shape`; kernels inline it as a literal."""
+    value = dtype.np_dtype.type(value).item()
+    return _make(Op.CONST, (), tuple(shape), dtype, (repr(value), value), device)
+
+
+def const_value(node: Node):
+    """The Python value of a CONST node."""
+    return node.arg[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# elementwise
+
+def unary(op: Op, x: Node) -> Node:
+    assert op.family is Family.UNARY and op is not Op.CAST
+    dtype = dtypes.bool_ if op in COMPARISONS else x.dtype
+    return _make(op, (x,), x.shape, dtype)
+
+
+def cast(x: Node, dtype: DType) -> Node:
+    if x.dtype is dtype:
+        return x
+    return _make(Op.CAST, (x,), x.shape, dtype, dtype.name)
+
+
+def binary(op: Op, a: Node, b: Node) -> Node:
+    assert op.family is Family.BINARY
+    assert a.shape == b.shape, f"{op}: shapes {a.shape} and {b.shape} (broadcast first)"
+    assert a.dtype is b.dtype, f"{op}: dtypes {a.dtype} and {b.dtype} (promote first)"
+    dtype = dtypes.bool_ if op in COMPARISONS else a.dtype
+    return _make(op, (a, b), a.shape, dtype)
+
+
+def where(cond: Node, a: Node, b: Node) -> Node:
+    assert cond.shape == a.shape == b.shape and cond.dtype is dtypes.bool_ and a.dtype is b.dtype
+    return _make(Op.WHERE, (cond, a, b), a.shape, a.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# reductions (keepdim form: reduced axes stay with size 1)
+
+def reduce(op: Op, x: Node, axes: tuple[int, ...]) -> Node:
+    assert op.family is Family.REDUCE
+    axes = tuple(sorted(set(axes)))
+    shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+    if op in (Op.ARGMAX, Op.ARGMIN):
+        assert len(axes) == 1
+        dtype = dtypes.int64
+    else:
+        dtype = x.dtype
+    return _make(op, (x,), shape, dtype, axes)
+
+
+# ---------------------------------------------------------------------------------------------
+# movement
+
+def reshape(x: Node, shape: Shape) -> Node:
+    shape = tuple(shape)
+    if shape == x.shape:
+        return x
+    assert math.prod(shape) == x.numel, (x.shape, shape)
+    return _make(Op.RESHAPE, (x,), shape, x.dtype, shape)
+
+
+def permute(x: Node, order: tuple[int, ...]) -> Node:
+    order = tuple(order)
+    if order == tuple(range(len(order))):
+        return x
+    return _make(Op.PERMUTE, (x,), tuple(x.shape[i] for i in order), x.dtype, order)
+
+
+def expand(x: Node, shape: Shape) -> Node:
+    shape = tuple(shape)
+    if shape == x.shape:
+        return x
+    assert len(shape) == len(x.shape) and all(a == b or a == 1 for a, b in zip(x.shape, shape))
+    return _make(Op.EXPAND, (x,), shape, x.dtype, shape)
+
+
+def pad(x: Node, widths: tuple[tuple[int, int], ...]) -> Node:
+    widths = tuple(tuple(w) for w in widths)
+    if all(w == (0, 0) for w in widths):
+        return x
+    shape = tuple(n + a + b for n, (a, b) in zip(x.shape, widths))
+    return _make(Op.PAD, (x,), shape, x.dtype, widths)
+
+
+def slice_(x: Node, ranges: tuple[tuple[int, int, int], ...]) -> Node:
+    """x[start:stop:step, ...] with 0 <= start <= stop <= size and step >= 1 (already normalized)."""
+    ranges = tuple(tuple(r) for r in ranges)
+    if all(r == (0, n, 1) for r, n in zip(ranges, x.shape)):
+        return x
+    shape = tuple(max(0, -(-(stop - start) // step)) for start, stop, step in ranges)
+    return _make(Op.SLICE, (x,), shape, x.dtype, ranges)
+
+
+def flip(x: Node, axes: tuple[int, ...]) -> Node:
+    axes = tuple(sorted(a for a in set(axes) if x.shape[a] > 1))
+    if not axes:
+        return x
+    return _make(Op.FLIP, (x,), x.shape, x.dtype, axes)
+
+
+# ---------------------------------------------------------------------------------------------
+# library calls and indexing
+
+def matmul(a: Node, b: Node) -> Node:
+    assert a.shape[:-2] == b.shape[:-2] and a.shape[-1] == b.shape[-2] and a.dtype is b.dtype
+    return _make(Op.MATMUL, (a, b), a.shape[:-1] + b.shape[-1:], a.dtype)
+
+
+def gather(source: Node, index: Node, axis: int) -> Node:
+    """out[i..., j, k...] = source[i..., index[i..., j, k...], k...] along `axis` (torch.gather)."""
+    assert len(index.shape) == len(source.shape) and index.dtype is dtypes.int64
+    return _make(Op.GATHER, (source, index), index.shape, source.dtype, axis)
+
+
+def scatter_add(base: Node, index: Node, source: Node, axis: int) -> Node:
+    """base with source[i..., j, k...] added at base[i..., index[i..., j, k...], k...]."""
+    assert index.shape == source.shape and base.dtype is source.dtype
+    return _make(Op.SCATTER_ADD, (base, index, source), base.shape, base.dtype, axis)
+
+
+def cumsum(x: Node, axis: int) -> Node:
+    return _make(Op.CUMSUM, (x,), x.shape, x.dtype, axis)
+
+
+# ---------------------------------------------------------------------------------------------
+# graph walking
+
+def toposort(roots: list[Node], stop_at_realized: bool = True) -> list[Node]:
+    """All nodes reachable from `roots`, inputs before users; realized nodes are leaves."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(r, False) for r in reversed(roots)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        if not (stop_at_realized and node.realized is not None):
+            stack.extend((i, False) for i in reversed(node.inputs) if id(i) not in seen)
+    return order

@@ -1,0 +1,68 @@
+"""The compiler's entry point: compute the values of IR nodes.
+
+`realize(nodes)` looks up the schedule of the graph by its structure (ops, shapes, dtypes,
+constants; not the data), builds and compiles it the first time, and runs it. A structurally
+identical graph later - the next training step, the next batch - costs one key computation and
+the kernel launches.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from compiler.codegen.numba_cpu import generate
+from compiler.ir.node import Node, toposort
+from compiler.passes.fusion import KernelStep, Schedule, build_schedule
+from compiler.runtime.compile import load_kernel
+from compiler.runtime.counters import counters
+from compiler.runtime.executor import execute
+
+MAX_CACHED_SCHEDULES = 2048
+_schedules: "OrderedDict[tuple, Schedule]" = OrderedDict()
+
+
+def structural_key(order: list[Node], targets: list[Node]) -> tuple:
+    """Identifies a graph up to its data: realized nodes count only by shape and dtype."""
+    position: dict[int, int] = {}
+    parts = []
+    for i, node in enumerate(order):
+        position[id(node)] = i
+        if node.realized is not None:
+            parts.append((node.shape, node.dtype.name))
+        else:
+            parts.append((node.op, node.arg, node.shape, node.dtype.name,
+                          tuple(position[id(x)] for x in node.inputs)))
+    parts.append(tuple(position[id(t)] for t in targets))
+    return tuple(parts)
+
+
+def plan(targets: list[Node]) -> tuple[Schedule, list[Node]]:
+    """The (cached) schedule computing `targets`, and the graph order its positions refer to."""
+    order = toposort(targets)
+    key = structural_key(order, targets)
+    schedule = _schedules.get(key)
+    if schedule is not None:
+        _schedules.move_to_end(key)
+        counters["cache_hits"] += 1
+        return schedule, order
+    counters["graph_compiles"] += 1
+    schedule = build_schedule(order, targets)
+    for step in schedule.steps:
+        if isinstance(step, KernelStep):
+            step.name, step.source = generate(step.kernel)
+            step.function = load_kernel(step.name, step.source)
+    _schedules[key] = schedule
+    if len(_schedules) > MAX_CACHED_SCHEDULES:
+        _schedules.popitem(last=False)
+    return schedule, order
+
+
+def realize(nodes: list[Node]) -> None:
+    """Compute every node in `nodes` that has no value yet (sets `node.realized`)."""
+    pending = []
+    for n in nodes:
+        if n.realized is None and all(n is not p for p in pending):
+            pending.append(n)
+    if not pending:
+        return
+    schedule, order = plan(pending)
+    execute(schedule, order)

@@ -1,0 +1,46 @@
+"""Run a schedule: launch each kernel or library call in order over numpy buffers."""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler import dtypes
+from compiler.codegen.numba_cpu import compute_dtype
+from compiler.ir.node import Node
+from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
+from compiler.passes.views import View
+from compiler.runtime.compile import call
+from compiler.runtime.counters import counters
+
+
+def strided(base: np.ndarray, view: View) -> np.ndarray:
+    """A numpy view of the contiguous array `base` through `view` (no copy)."""
+    flat = base.reshape(-1)
+    item = flat.itemsize
+    return np.lib.stride_tricks.as_strided(flat[view.offset:], view.shape,
+                                           tuple(s * item for s in view.strides), writeable=False)
+
+
+def _flat_for_kernel(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.float16:
+        array = array.astype(np.float32)
+    return array.reshape(-1)
+
+
+def execute(schedule: Schedule, order: list[Node]) -> None:
+    """Run every step; each produced node gets its value in `node.realized`."""
+    for step in schedule.steps:
+        node = order[step.output]
+        inputs = [order[i].realized for i in step.inputs]
+        if isinstance(step, MatmulStep):
+            a, b = (strided(x, v) for x, v in zip(inputs, step.views))
+            result = np.ascontiguousarray(np.matmul(a, b))
+            counters["library_calls"] += 1
+        else:
+            kernel = step.kernel
+            result = np.empty(kernel.out_shape, compute_dtype(kernel.out_dtype).np_dtype)
+            if result.size:
+                call(step.function, [result.reshape(-1)] + [_flat_for_kernel(x) for x in inputs])
+                counters["kernel_launches"] += 1
+            if kernel.out_dtype is dtypes.float16:
+                result = result.astype(np.float16)
+        node.realized = result

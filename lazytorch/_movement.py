@@ -1,0 +1,569 @@
+"""Views and indexing: reshape, permute, slicing, advanced indexing, cat/stack/split, ...
+
+All of these are movement primitives (or gathers) in the IR: they never copy data; kernels read
+through the composed index map.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+
+from compiler import dtypes as dt
+from compiler.ir import node as ir
+from compiler.ir.ops import Op
+from lazytorch import _ops
+from lazytorch._tensor import (Number, Size, Tensor, _dtype_label, _expand_node, _normalize_dim, _normalize_dims,
+                               broadcast_shapes, tensor)
+
+
+def _shape_args(args) -> tuple:
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    return tuple(builtins.int(a) for a in args)
+
+
+def _infer_shape(shape, numel: int) -> tuple[int, ...]:
+    shape = list(shape)
+    if shape.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    known = math.prod(n for n in shape if n != -1)
+    if -1 in shape:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        shape[shape.index(-1)] = numel // known
+    if math.prod(shape) != numel or any(n < 0 for n in shape):
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+    return tuple(shape)
+
+
+def _view_result(input: Tensor, node: ir.Node, name: str) -> Tensor:
+    return input._result(node, [input], name)
+
+
+def reshape(input, *shape):
+    shape = _infer_shape(_shape_args(shape), input.numel())
+    return _view_result(input, ir.reshape(input._node, shape), "view")
+
+
+def view(input, *shape):
+    if len(shape) == 1 and isinstance(shape[0], dt.DType):
+        raise NotImplementedError("Tensor.view(dtype) is not supported; use .to(dtype)")
+    return reshape(input, *shape)
+
+
+def view_as(input, other):
+    return reshape(input, other.shape)
+
+
+reshape_as = view_as
+
+
+def flatten(input, start_dim: int = 0, end_dim: int = -1):
+    if input.dim() == 0:
+        return reshape(input, 1)
+    s, e = _normalize_dim(start_dim, input.dim()), _normalize_dim(end_dim, input.dim())
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    shape = input.shape[:s] + (math.prod(input.shape[s:e + 1]),) + input.shape[e + 1:]
+    return reshape(input, shape)
+
+
+def unflatten(input, dim: int, sizes):
+    d = _normalize_dim(dim, input.dim())
+    sizes = _infer_shape(sizes, input.shape[d])
+    return reshape(input, input.shape[:d] + sizes + input.shape[d + 1:])
+
+
+def permute(input, *dims):
+    dims = _shape_args(dims)
+    if len(dims) != input.dim():
+        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the length "
+                           f"of the desired ordering of dimensions i.e. input.dim() = {input.dim()} is not equal to "
+                           f"len(dims) = {len(dims)}")
+    dims = _normalize_dims(dims, input.dim())
+    return _view_result(input, ir.permute(input._node, dims), "permute")
+
+
+def transpose(input, dim0: int, dim1: int):
+    if input.dim() == 0:
+        return input
+    d0, d1 = _normalize_dim(dim0, input.dim()), _normalize_dim(dim1, input.dim())
+    order = list(range(input.dim()))
+    order[d0], order[d1] = order[d1], order[d0]
+    return _view_result(input, ir.permute(input._node, tuple(order)), "transpose")
+
+
+swapaxes = swapdims = transpose
+
+
+def t(input):
+    if input.dim() > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.dim()}D")
+    return transpose(input, 0, 1) if input.dim() == 2 else input
+
+
+def squeeze(input, dim=None):
+    if dim is None:
+        dims = tuple(i for i, n in enumerate(input.shape) if n == 1)
+    else:
+        dims = tuple(d for d in _normalize_dims(dim, input.dim()) if input.shape[d] == 1)
+    return reshape(input, tuple(n for i, n in enumerate(input.shape) if i not in dims))
+
+
+def unsqueeze(input, dim: int):
+    d = _normalize_dim(dim, input.dim() + 1)
+    return reshape(input, input.shape[:d] + (1,) + input.shape[d:])
+
+
+def expand(input, *sizes):
+    sizes = list(_shape_args(sizes))
+    if len(sizes) < input.dim():
+        raise RuntimeError(f"expand(torch.FloatTensor{{{list(input.shape)}}}, size={sizes}): the number of sizes "
+                           f"provided ({len(sizes)}) must be greater or equal to the number of dimensions in the "
+                           f"tensor ({input.dim()})")
+    lead = len(sizes) - input.dim()
+    for i, n in enumerate(input.shape):
+        want = sizes[lead + i]
+        if want == -1:
+            sizes[lead + i] = n
+        elif n != 1 and n != want:
+            raise RuntimeError(f"The expanded size of the tensor ({want}) must match the existing size ({n}) at "
+                               f"non-singleton dimension {lead + i}.  Target sizes: {sizes}.  Tensor sizes: "
+                               f"{list(input.shape)}")
+    return _view_result(input, _expand_node(input._node, sizes), "expand")
+
+
+def expand_as(input, other):
+    return expand(input, other.shape)
+
+
+def broadcast_to(input, shape):
+    return expand(input, shape)
+
+
+def broadcast_tensors(*tensors):
+    shape = broadcast_shapes(*(t.shape for t in tensors))
+    return tuple(expand(t, shape) for t in tensors)
+
+
+def repeat(input, *sizes):
+    sizes = _shape_args(sizes)
+    if len(sizes) < input.dim():
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
+    base = reshape(input, (1,) * (len(sizes) - input.dim()) + input.shape)
+    # (a, b) repeated (r, s): view as (1, a, 1, b), expand to (r, a, s, b), merge pairs
+    interleaved = []
+    for n in base.shape:
+        interleaved += [1, n]
+    expanded_shape = []
+    for r, n in zip(sizes, base.shape):
+        expanded_shape += [r, n]
+    x = expand(reshape(base, interleaved), expanded_shape)
+    return reshape(x, tuple(r * n for r, n in zip(sizes, base.shape)))
+
+
+def tile(input, dims):
+    dims = tuple(dims)
+    if len(dims) < input.dim():
+        dims = (1,) * (input.dim() - len(dims)) + dims
+    return repeat(input, dims)
+
+
+def contiguous(input, memory_format=None):
+    return input
+
+
+def flip(input, dims):
+    dims = _normalize_dims(dims, input.dim())
+    return _view_result(input, ir.flip(input._node, dims), "flip")
+
+
+def fliplr(input):
+    return flip(input, (1,))
+
+
+def flipud(input):
+    return flip(input, (0,))
+
+
+def roll(input, shifts, dims=None):
+    if dims is None:
+        return roll(flatten(input), shifts, 0).reshape(input.shape)
+    shifts = (shifts,) if isinstance(shifts, builtins.int) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, builtins.int) else tuple(dims)
+    out = input
+    for s, d in zip(shifts, dims):
+        d = _normalize_dim(d, input.dim())
+        n = input.shape[d]
+        if n == 0:
+            continue
+        s %= n
+        if s:
+            out = cat([narrow(out, d, n - s, s), narrow(out, d, 0, n - s)], d)
+    return out
+
+
+def _slice(input: Tensor, ranges) -> Tensor:
+    return _view_result(input, ir.slice_(input._node, tuple(ranges)), "slice")
+
+
+def narrow(input, dim: int, start: int, length: int):
+    d = _normalize_dim(dim, input.dim())
+    n = input.shape[d]
+    if start < 0:
+        start += n
+    if not (0 <= start <= n and 0 <= length and start + length <= n):
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
+    ranges = [(0, m, 1) for m in input.shape]
+    ranges[d] = (start, start + length, 1)
+    return _slice(input, ranges)
+
+
+def select(input, dim: int, index: int):
+    d = _normalize_dim(dim, input.dim())
+    n = input.shape[d]
+    if not -n <= index < n:
+        raise IndexError(f"index {index} is out of bounds for dimension {d} with size {n}")
+    return squeeze(narrow(input, d, index % n, 1), d)
+
+
+def _pad_node(node: ir.Node, widths) -> ir.Node:
+    return ir.pad(node, tuple(widths))
+
+
+def cat(tensors, dim: int = 0):
+    tensors = [t for t in tensors]
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    # legacy: 1-D empty tensors are skipped, as torch does
+    nonempty = [t for t in tensors if not (t.dim() == 1 and t.shape[0] == 0)] or tensors[:1]
+    ref = nonempty[0]
+    if ref.dim() == 0:
+        raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
+    d = _normalize_dim(dim, ref.dim())
+    for i, t in enumerate(nonempty):
+        if t.dim() != ref.dim():
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.dim()} and {t.dim()}")
+        for axis in range(ref.dim()):
+            if axis != d and t.shape[axis] != ref.shape[axis]:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected size "
+                                   f"{ref.shape[axis]} but got size {t.shape[axis]} for tensor number {i} in the list.")
+    dtype = _ops.result_type(*nonempty)
+    total = builtins.sum(t.shape[d] for t in nonempty)
+    # concatenation = sum of zero-padded pieces: every piece stays a view, and it all fuses
+    node, offset = None, 0
+    for t in nonempty:
+        widths = [(0, 0)] * ref.dim()
+        widths[d] = (offset, total - offset - t.shape[d])
+        offset += t.shape[d]
+        piece = _pad_node(ir.cast(t._node, dtype), widths)
+        node = piece if node is None else ir.binary(Op.OR if dtype is dt.bool_ else Op.ADD, node, piece)
+    return ref._result(node, nonempty, "cat")
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim: int = 0):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(tensors[0].shape)} at "
+                               f"entry 0 and {list(t.shape)} at entry {i}")
+    d = _normalize_dim(dim, tensors[0].dim() + 1)
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+def hstack(tensors):
+    return cat(tensors, 0 if tensors[0].dim() == 1 else 1)
+
+
+def vstack(tensors):
+    return cat([t.reshape(1, -1) if t.dim() == 1 else t for t in tensors], 0)
+
+
+def split(input, split_size_or_sections, dim: int = 0):
+    d = _normalize_dim(dim, input.dim())
+    n = input.shape[d]
+    if isinstance(split_size_or_sections, builtins.int):
+        size = split_size_or_sections
+        sizes = [builtins.min(size, n - s) for s in range(0, n, size)] if size else [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != n:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size at "
+                               f"dimension {d}), but got split_sizes={sizes}")
+    out, start = [], 0
+    for s in sizes:
+        out.append(narrow(input, d, start, s))
+        start += s
+    return tuple(out)
+
+
+def chunk(input, chunks: int, dim: int = 0):
+    d = _normalize_dim(dim, input.dim())
+    size = -(-input.shape[d] // chunks)
+    return split(input, size, d)
+
+
+def unbind(input, dim: int = 0):
+    d = _normalize_dim(dim, input.dim())
+    return tuple(select(input, d, i) for i in range(input.shape[d]))
+
+
+def tril(input, diagonal: int = 0):
+    return _triangle(input, diagonal, lower=True)
+
+
+def triu(input, diagonal: int = 0):
+    return _triangle(input, diagonal, lower=False)
+
+
+def _triangle(input, diagonal, lower):
+    if input.dim() < 2:
+        raise RuntimeError(f"{'tril' if lower else 'triu'}: input tensor must have at least 2 dimensions")
+    rows, cols = input.shape[-2:]
+    i = np.arange(rows)[:, None]
+    j = np.arange(cols)[None, :]
+    keep = (j - i <= diagonal) if lower else (j - i >= diagonal)
+    return _ops.where(tensor(keep), input, _ops.zeros_like_bool(input) if input.dtype is dt.bool_ else 0)
+
+
+def masked_fill(input, mask, value):
+    if not isinstance(mask, Tensor) or mask.dtype is not dt.bool_:
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{_dtype_label(mask.dtype) if isinstance(mask, Tensor) else type(mask).__name__}")
+    broadcast_shapes(input.shape, mask.shape)
+    if isinstance(value, Tensor):
+        if value.dim() != 0:
+            raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+                               f"{value.dim()} dimension(s).")
+        value = _ops._to(value, input.dtype)
+    else:
+        value = input.dtype.np_dtype.type(value).item()
+    result = _ops.where(mask, value, input)
+    return _ops._to(expand(result, input.shape) if result.shape != input.shape else result, input.dtype)
+
+
+def gather(input, dim: int, index, *, sparse_grad=False):
+    d = _normalize_dim(dim, input.dim())
+    if index.dtype is not dt.int64:
+        raise RuntimeError("gather(): Expected dtype int64 for index")
+    if index.dim() != input.dim():
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    for axis in range(input.dim()):
+        if axis != d and index.shape[axis] > input.shape[axis]:
+            raise RuntimeError(f"Size does not match at dimension {axis} expected index {list(index.shape)} to be "
+                               f"smaller than self {list(input.shape)} apart from dimension {d}")
+    _check_index_range(index, input.shape[d], d, allow_negative=False)
+    source = input._node
+    if index.shape != input.shape:
+        ranges = [(0, index.shape[a], 1) if a != d else (0, input.shape[a], 1) for a in range(input.dim())]
+        source = ir.slice_(source, tuple(ranges))
+    return input._result(ir.gather(source, index._node, d), [input], "gather")
+
+
+def _check_index_range(index: Tensor, size: int, dim: int, allow_negative: bool):
+    """Out-of-range indices raise at the call when the index values are known (realized)."""
+    values = index._node.realized
+    if values is None or values.size == 0:
+        return
+    low, high = values.min(), values.max()
+    if high >= size or low < (-size if allow_negative else 0):
+        bad = high if high >= size else low
+        raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {size}")
+
+
+def index_select(input, dim: int, index):
+    d = _normalize_dim(dim, input.dim())
+    if index.dim() > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    if index.dtype not in (dt.int64, dt.int32):
+        raise RuntimeError("index_select(): Expected dtype int32/int64 for index")
+    return _take_along(input, d, _ops._to(index.reshape(-1), dt.int64), check=True)
+
+
+def _take_along(input: Tensor, d: int, index: Tensor, check: bool) -> Tensor:
+    """input with axis d replaced by the positions `index` (any shape): result shape
+    input.shape[:d] + index.shape + input.shape[d+1:]."""
+    n = input.shape[d]
+    if check:
+        _check_index_range(index, n, d, allow_negative=True)
+    flat_index = index.reshape(-1)
+    # negative indices count from the end, as in Python
+    flat_index = _ops.where(_ops.lt(flat_index, 0), _ops.add(flat_index, n), flat_index) \
+        if index._node.realized is None or (index._node.realized < 0).any() else flat_index
+    pre, post = input.shape[:d], input.shape[d + 1:]
+    source = input.reshape(math.prod(pre), n, math.prod(post))
+    k = flat_index.shape[0]
+    idx = expand(flat_index.reshape(1, k, 1), (source.shape[0], k, source.shape[2]))
+    gathered = source._result(ir.gather(source._node, idx._node, 1), [source], "index")
+    return gathered.reshape(pre + tuple(index.shape) + post)
+
+
+def take(input, index):
+    return _take_along(input.reshape(-1), 0, index, check=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# __getitem__ / __setitem__
+
+def _is_advanced(item) -> bool:
+    return isinstance(item, (Tensor, list, np.ndarray)) and not isinstance(item, builtins.bool)
+
+
+def _expand_ellipsis(items, ndim):
+    count = builtins.sum(1 for it in items if it is not None and it is not Ellipsis and
+                         not (isinstance(it, Tensor) and it.dtype is dt.bool_) and not isinstance(it, builtins.bool))
+    count += builtins.sum(it.dim() for it in items if isinstance(it, Tensor) and it.dtype is dt.bool_)
+    if builtins.sum(1 for it in items if it is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if count > ndim:
+        raise IndexError(f"too many indices for tensor of dimension {ndim}")
+    if Ellipsis in [it for it in items if not isinstance(it, Tensor)]:
+        pos = [i for i, it in enumerate(items) if it is Ellipsis and not isinstance(it, Tensor)][0]
+        return items[:pos] + [builtins.slice(None)] * (ndim - count) + items[pos + 1:]
+    return items + [builtins.slice(None)] * (ndim - count)
+
+
+def getitem(input: Tensor, index):
+    items = list(index) if isinstance(index, tuple) else [index]
+    items = [tensor(it) if isinstance(it, (list, np.ndarray)) else it for it in items]
+    items = _expand_ellipsis(items, input.dim())
+    # 1) basic indexing: ints, slices, None; remember where advanced indices go
+    ranges, out_shape, dim = [], [], 0
+    advanced = []        # (output axis, index tensor)
+    x = input
+    for it in items:
+        if it is None:
+            out_shape.append(("new", None))
+        elif isinstance(it, builtins.bool) or (isinstance(it, Tensor) and it.dtype is dt.bool_):
+            mask = it if isinstance(it, Tensor) else tensor(it)
+            if mask.dim() == 0:
+                out_shape.append(("mask0", mask))
+                continue
+            for k in range(mask.dim()):
+                if mask.shape[k] != input.shape[dim + k]:
+                    raise IndexError(f"The shape of the mask {list(mask.shape)} at index {k} does not match the shape "
+                                     f"of the indexed tensor {list(input.shape)} at index {dim + k}")
+            positions = nonzero_tuple(mask)
+            for k, p in enumerate(positions):
+                ranges.append((0, input.shape[dim], 1))
+                out_shape.append(("adv", p))
+                dim += 1
+        elif isinstance(it, Tensor):
+            if it.dtype.is_floating_point:
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            ranges.append((0, input.shape[dim], 1))
+            out_shape.append(("adv", it))
+            dim += 1
+        elif isinstance(it, builtins.slice):
+            n = input.shape[dim]
+            if it.step is not None and builtins.int(it.step) <= 0:
+                raise ValueError("step must be greater than zero")
+            start, stop, step = it.indices(n)
+            stop = builtins.max(stop, start)
+            ranges.append((start, stop, step))
+            out_shape.append(("keep", None))
+            dim += 1
+        else:
+            i = builtins.int(it)
+            n = input.shape[dim]
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for dimension {dim} with size {n}")
+            i %= n
+            ranges.append((i, i + 1, 1))
+            out_shape.append(("drop", None))
+            dim += 1
+    x = _slice(x, ranges)
+    # 2) drop int-indexed axes, insert None axes
+    shape, axis_map, src = [], [], 0
+    for kind, payload in out_shape:
+        if kind == "new" or kind == "mask0":
+            shape.append(1)
+            axis_map.append((kind, payload))
+        elif kind == "drop":
+            src += 1
+        else:
+            shape.append(x.shape[src])
+            axis_map.append((kind, payload))
+            src += 1
+    x = reshape(x, shape)
+    adv = [(i, p) for i, (kind, p) in enumerate(axis_map) if kind == "adv"]
+    masks0 = [(i, p) for i, (kind, p) in enumerate(axis_map) if kind == "mask0"]
+    for i, m in masks0:          # x[True] adds a unit axis; x[False] selects nothing
+        if not builtins.bool(m.item()):
+            x = narrow(x, i, 0, 0)
+    if not adv:
+        return x
+    return _advanced_index(x, adv)
+
+
+def nonzero_tuple(mask: Tensor):
+    return nonzero_positions(mask)
+
+
+def nonzero_positions(mask: Tensor):
+    return _ops.nonzero(mask, as_tuple=True)
+
+
+def _advanced_index(x: Tensor, adv) -> Tensor:
+    axes = [i for i, _ in adv]
+    indices = [p for _, p in adv]
+    index_shape = broadcast_shapes(*(p.shape for p in indices))
+    for axis, p in adv:
+        _check_index_range(p, x.shape[axis], axis, allow_negative=True)
+    adjacent = axes == list(range(axes[0], axes[0] + len(axes)))
+    # move the indexed axes together (to the front when they are not adjacent, as numpy/torch do)
+    first = axes[0] if adjacent else 0
+    rest = [a for a in range(x.dim()) if a not in axes]
+    order = rest[:first] + axes + rest[first:]
+    x = permute(x, order)
+    sizes = [x.shape[first + k] for k in range(len(axes))]
+    # one linear index into the merged indexed axes
+    linear = None
+    for k, p in enumerate(indices):
+        p = _ops._to(p, dt.int64)
+        p = _ops.where(_ops.lt(p, 0), _ops.add(p, sizes[k]), p) if p._node.realized is None or (p._node.realized < 0).any() else p
+        p = expand(p, index_shape) if p.shape != index_shape else p
+        stride = math.prod(sizes[k + 1:])
+        term = _ops.mul(p, stride) if stride != 1 else p
+        linear = term if linear is None else _ops.add(linear, term)
+    merged = reshape(x, x.shape[:first] + (math.prod(sizes),) + x.shape[first + len(axes):])
+    return _take_along(merged, first, linear, check=False)
+
+
+def setitem(input: Tensor, index, value) -> None:
+    """input[index] = value, as an in-place update of input's node (a lazy select)."""
+    items = list(index) if isinstance(index, tuple) else [index]
+    if builtins.any(isinstance(it, Tensor) and it.dtype is dt.bool_ for it in items) and len(items) == 1:
+        mask = items[0]
+        if isinstance(value, Tensor) and value.numel() != 1:
+            raise NotImplementedError("x[mask] = tensor with several values is not supported; use torch.where")
+        value = value.reshape(()) if isinstance(value, Tensor) else value
+        input._assign(masked_fill(input, mask if mask.shape == input.shape else expand(mask.reshape(mask.shape + (1,) * (input.dim() - mask.dim())), input.shape), value), "index_put")
+        return
+    if builtins.any(_is_advanced(it) for it in items):
+        raise NotImplementedError("assignment through integer-tensor indices is not supported; use scatter or where")
+    # basic indexing: mark the selected region, write value broadcast into it
+    marker = _index_map(input.shape, index)
+    region_shape = Size(np.shape(np.empty(input.shape, np.bool_)[index]))
+    value_t = value if isinstance(value, Tensor) else Tensor._from_node(ir.const(value, input.dtype, (), input._node.device))
+    value_full = expand(_ops._to(value_t, input.dtype), region_shape) if value_t.shape != region_shape else _ops._to(value_t, input.dtype)
+    placed = _ops._to(_take_along(value_full.reshape(-1), 0, tensor(np.where(marker >= 0, marker, 0)), check=False), input.dtype)
+    input._assign(_ops.where(tensor(marker >= 0), placed, input), "copy_slices")
+
+
+def _index_map(shape, index) -> np.ndarray:
+    """For every element of a tensor of `shape`: its position in x[index] flattened, or -1.
+
+    Only shapes are involved, so numpy computes it at the call; the values stay lazy."""
+    positions = np.full(shape, -1, np.int64)
+    selected_shape = np.shape(positions[index])
+    positions[index] = np.arange(math.prod(selected_shape)).reshape(selected_shape)
+    return positions

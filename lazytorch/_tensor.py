@@ -1,0 +1,477 @@
+"""`lazytorch.Tensor`: PyTorch's tensor API over lazy IR nodes.
+
+A tensor holds one IR node. Every operation checks its arguments (shapes, dtypes, indices) at the
+call, raising errors worded like PyTorch's, then builds new nodes; nothing is computed until a
+value is needed (`.item()`, `.numpy()`, `print`, `.realize()`, an optimizer step).
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import numbers
+import weakref
+from collections import namedtuple
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+import compiler
+from compiler import dtypes as dt
+from compiler.ir import node as ir
+from compiler.ir.ops import Op
+from lazytorch import _formatting
+from lazytorch._grad_mode import is_grad_enabled
+
+Number = (builtins.bool, builtins.int, builtins.float, np.number, np.bool_)
+_default_dtype = [dt.float32]
+
+# Leaf tensors whose value is a pending computation (in-place updates, accumulated gradients).
+# They are realized together with whatever is realized next, so the graph behind a parameter
+# never grows across training iterations.
+_pending_leaves: "weakref.WeakSet[Tensor]" = weakref.WeakSet()
+# Tensors autodiff can differentiate with respect to, by the id of their current node.
+_grad_targets: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
+
+values_indices = namedtuple("values_indices", ["values", "indices"])
+
+
+def get_default_dtype() -> dt.DType:
+    return _default_dtype[0]
+
+
+def set_default_dtype(dtype: dt.DType) -> None:
+    if dtype not in (dt.float32, dt.float64, dt.float16):
+        raise TypeError("only floating-point types are supported as the default type")
+    _default_dtype[0] = dtype
+
+
+def _dtype_label(dtype: dt.DType) -> str:
+    """The name torch uses in error messages: Float, Double, Long, Int, Bool, ..."""
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+            "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[dtype.name]
+
+
+def _normalize_dim(dim: int, ndim: int) -> int:
+    size = builtins.max(ndim, 1)
+    if not -size <= dim < size:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-size}, {size - 1}], but got {dim})")
+    return dim % size
+
+
+def _normalize_dims(dim, ndim: int) -> tuple[int, ...]:
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, builtins.int) else tuple(dim)
+    out = tuple(_normalize_dim(d, ndim) for d in dims)
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"dim {out[0]} appears multiple times in the list of dims")
+    return out if ndim else ()
+
+
+def broadcast_shapes(*shapes) -> tuple[int, ...]:
+    """torch.broadcast_shapes; a mismatch raises torch's binary-op message naming both sizes."""
+    ndim = builtins.max((len(s) for s in shapes), default=0)
+    result = [1] * ndim
+    for shape in shapes:
+        padded = (1,) * (ndim - len(shape)) + tuple(shape)
+        for axis, n in enumerate(padded):
+            if result[axis] == 1:
+                result[axis] = n
+            elif n != 1 and n != result[axis]:
+                raise RuntimeError(f"The size of tensor a ({result[axis]}) must match the size of tensor b ({n}) "
+                                   f"at non-singleton dimension {axis}")
+    return tuple(result)
+
+
+def _expand_node(node: ir.Node, shape) -> ir.Node:
+    shape = tuple(shape)
+    if node.shape != shape:
+        node = ir.reshape(node, (1,) * (len(shape) - len(node.shape)) + node.shape)
+        node = ir.expand(node, shape)
+    return node
+
+
+class _GradFn:
+    """What `tensor.grad_fn` shows: the name of the op that made a tensor (its backward is IR)."""
+    __slots__ = ("_name", "_tensor")
+
+    def __init__(self, name: str, tensor: "Tensor"):
+        self._name = name
+        self._tensor = weakref.ref(tensor)
+
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"<{self._name} object>"
+
+
+def _backward_name(op_name: str) -> str:
+    return "".join(p.capitalize() for p in op_name.split("_")) + "Backward0"
+
+
+class Tensor:
+    """A lazily evaluated n-dimensional array with PyTorch's API."""
+
+    __slots__ = ("_node", "_requires_grad", "grad", "_grad_fn", "_retains_grad", "__weakref__", "__dict__")
+    __array_priority__ = 1000   # numpy scalars defer to our reflected operators
+
+    def __init__(self, *args, **kwargs):
+        # torch.Tensor(data) / torch.Tensor(2, 3): legacy constructors give default-dtype tensors
+        if len(args) == 1 and not isinstance(args[0], Number):
+            node = tensor(args[0], dtype=get_default_dtype())._node
+        else:
+            node = ir.buffer(np.zeros(tuple(args), get_default_dtype().np_dtype))
+        self._init(node)
+
+    def _init(self, node: ir.Node, requires_grad: bool = False, grad_fn: Optional[str] = None):
+        self._node = node
+        self._requires_grad = requires_grad
+        self.grad = None
+        self._grad_fn = grad_fn
+        self._retains_grad = False
+        if requires_grad and grad_fn is None:
+            _grad_targets[id(node)] = self
+
+    @classmethod
+    def _from_node(cls, node: ir.Node, requires_grad: bool = False, grad_fn: Optional[str] = None) -> "Tensor":
+        t = Tensor.__new__(Tensor)
+        t._init(node, requires_grad, grad_fn)
+        return t
+
+    # -- the node and autograd bookkeeping ---------------------------------------------------
+    @property
+    def node(self) -> ir.Node:
+        return self._node
+
+    def _set_node(self, node: ir.Node):
+        if _grad_targets.get(id(self._node)) is self:
+            del _grad_targets[id(self._node)]
+        self._node = node
+        if self._requires_grad and (self._grad_fn is None or self._retains_grad):
+            _grad_targets[id(node)] = self
+        if self._grad_fn is None and node.realized is None:
+            _pending_leaves.add(self)
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool):
+        if not self.is_leaf:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to use "
+                               "a computed variable in a subgraph that doesn't require differentiation use "
+                               "var_no_grad = var.detach().")
+        if value and not (self.dtype.is_floating_point):
+            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+        self._requires_grad = bool(value)
+        if value:
+            _grad_targets[id(self._node)] = self
+        elif _grad_targets.get(id(self._node)) is self:
+            del _grad_targets[id(self._node)]
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._grad_fn is None
+
+    @property
+    def grad_fn(self):
+        return _GradFn(self._grad_fn, self) if self._grad_fn else None
+
+    def retain_grad(self) -> None:
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        self._retains_grad = True
+        _grad_targets[id(self._node)] = self
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def detach(self) -> "Tensor":
+        node = ir.unary(Op.DETACH, self._node) if self._requires_grad else self._node
+        return Tensor._from_node(node)
+
+    def detach_(self) -> "Tensor":
+        if self._requires_grad:
+            self._set_node(ir.unary(Op.DETACH, self._node))
+        self._requires_grad, self._grad_fn = False, None
+        return self
+
+    def _result(self, node: ir.Node, parents: Sequence["Tensor"], name: str) -> "Tensor":
+        """Wrap a new node: it requires grad when grad mode is on and a floating parent does."""
+        needs = any(p._requires_grad for p in parents)
+        if needs and is_grad_enabled() and node.dtype.is_floating_point:
+            return Tensor._from_node(node, True, _backward_name(name))
+        if needs:
+            node = ir.unary(Op.DETACH, node)
+        return Tensor._from_node(node)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None) -> None:
+        """Compute the gradient of this tensor w.r.t. graph leaves; accumulates into `.grad`."""
+        from lazytorch.autograd import backward
+        backward([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs)
+
+    # -- metadata: never computes anything -----------------------------------------------------
+    @property
+    def shape(self) -> "Size":
+        return Size(self._node.shape)
+
+    def size(self, dim: Optional[int] = None):
+        if dim is None:
+            return Size(self._node.shape)
+        return self._node.shape[_normalize_dim(dim, self.ndim)]
+
+    def dim(self) -> int:
+        return len(self._node.shape)
+
+    ndim = property(dim)
+
+    def numel(self) -> int:
+        return self._node.numel
+
+    nelement = numel
+
+    @property
+    def dtype(self) -> dt.DType:
+        return self._node.dtype
+
+    @property
+    def device(self) -> "device":
+        return device(self._node.device)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self._node.device.startswith("cuda")
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
+
+    def __len__(self) -> int:
+        if not self._node.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._node.shape[0]
+
+    def __iter__(self):
+        if not self._node.shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._node.shape[0]))
+
+    def __hash__(self):
+        return id(self)
+
+    # -- realization -----------------------------------------------------------------------------
+    def realize(self) -> "Tensor":
+        """Compute this tensor's value now (and any pending leaf updates with it)."""
+        realize_tensors([self])
+        return self
+
+    def _value(self) -> np.ndarray:
+        if self._node.realized is None:
+            realize_tensors([self])
+        return self._node.realized
+
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        if self._requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._value()
+
+    def item(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted to Scalar")
+        return self._value().reshape(()).item()
+
+    def tolist(self):
+        return self._value().tolist()
+
+    def __float__(self):
+        return builtins.float(self.item())
+
+    def __int__(self):
+        return builtins.int(self.item())
+
+    def __index__(self):
+        if self.dtype.is_floating_point or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return builtins.int(self.item())
+
+    def __bool__(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return builtins.bool(self.item())
+
+    def __format__(self, spec: str) -> str:
+        if self.dim() == 0 or (spec and self.numel() == 1):
+            return self.item().__format__(spec)
+        return repr(self).__format__(spec)
+
+    def __repr__(self, *, prefix: str = "tensor(") -> str:
+        suffixes = []
+        if self._grad_fn:
+            suffixes.append(f"grad_fn=<{self._grad_fn}>")
+        elif self._requires_grad:
+            suffixes.append("requires_grad=True")
+        return _formatting.format_tensor(self._value(), self.dtype.name, default_dtype_name=get_default_dtype().name,
+                                         suffixes=suffixes, prefix=prefix)
+
+    __str__ = __repr__
+
+    def __array__(self, dtype=None, copy=None):
+        value = self._value()
+        return value if dtype is None else value.astype(dtype)
+
+    def __reduce_ex__(self, protocol):
+        return (_rebuild, (self._value(), self._requires_grad))
+
+    def __deepcopy__(self, memo):
+        t = Tensor._from_node(ir.buffer(self._value().copy()), self._requires_grad and self.is_leaf)
+        if self.grad is not None:
+            t.grad = self.grad.__deepcopy__(memo)
+        memo[id(self)] = t
+        return t
+
+    def explain(self):
+        """A readable report of this tensor's IR, fusion decisions and kernels (see lazytorch.explain)."""
+        from lazytorch.explain import explain
+        return explain(self)
+
+
+def _rebuild(array, requires_grad):
+    return Tensor._from_node(ir.buffer(array), requires_grad)
+
+
+class Size(tuple):
+    """torch.Size: a tuple of ints that prints as `torch.Size([2, 3])`."""
+
+    def __repr__(self) -> str:
+        return f"torch.Size({list(self)})"
+
+    def numel(self) -> int:
+        return math.prod(self)
+
+    def __getitem__(self, item):
+        result = super().__getitem__(item)
+        return Size(result) if isinstance(item, slice) else result
+
+
+class device:
+    """torch.device: 'cpu' or 'cuda[:n]'."""
+
+    def __init__(self, type_or_device="cpu", index=None):
+        text = str(type_or_device)
+        if ":" in text:
+            text, index = text.split(":")
+            index = builtins.int(index)
+        if text not in ("cpu", "cuda"):
+            raise RuntimeError(f"Expected one of cpu, cuda device type at start of device string: {text}")
+        self.type, self.index = text, index
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+
+
+def realize_tensors(tensors: Sequence[Tensor]) -> None:
+    """Realize these tensors together with every pending leaf update, in one compiled program."""
+    pending = [t for t in list(_pending_leaves) if t._node.realized is None]
+    nodes = [t._node for t in tensors] + [t._node for t in pending]
+    compiler.realize(nodes)
+    # a leaf's value is now known: it becomes a fresh buffer, cutting the graph that computed it
+    for t in list(_pending_leaves):
+        if t._node.realized is not None:
+            _pending_leaves.discard(t)
+            if t.is_leaf and t._node.op is not Op.BUFFER:
+                t._set_node(ir.buffer(t._node.realized))
+
+
+def _as_tensor_like(value, ref: Tensor) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    return tensor(value, device=ref._node.device) if not isinstance(value, Number) else None
+
+
+def tensor(data, dtype: Optional[dt.DType] = None, device=None, requires_grad: bool = False,
+           pin_memory: bool = False) -> Tensor:
+    """A new leaf tensor holding a copy of `data` (nested lists, numpy arrays, scalars, tensors)."""
+    if isinstance(data, Tensor):
+        array = data._value().copy()
+    else:
+        array = _infer_array(data)
+    if dtype is not None:
+        array = array.astype(dtype.np_dtype)
+    result = Tensor._from_node(ir.buffer(np.array(array, copy=True), _device_name(device)))
+    if requires_grad:
+        result.requires_grad_(True)
+    return result
+
+
+def _device_name(dev) -> str:
+    return "cpu" if dev is None else str(device(dev) if not isinstance(dev, device) else dev).split(":")[0]
+
+
+def _infer_array(data) -> np.ndarray:
+    if isinstance(data, np.ndarray):
+        dt.from_numpy(data.dtype)
+        return data
+    if isinstance(data, (builtins.bool, np.bool_)):
+        return np.array(data, np.bool_)
+    if isinstance(data, (builtins.int, np.integer)):
+        return np.array(data, np.int64)
+    if isinstance(data, (builtins.float, np.floating)):
+        return np.array(data, get_default_dtype().np_dtype)
+    if isinstance(data, (list, tuple)):
+        flat = _flatten_scalars(data)
+        if any(isinstance(x, Tensor) for x in flat):
+            data = _tensors_to_lists(data)
+            flat = _flatten_scalars(data)
+        if not flat:
+            return np.array(data, get_default_dtype().np_dtype)
+        if any(isinstance(x, (builtins.float, np.floating)) for x in flat):
+            kind = get_default_dtype().np_dtype
+        elif all(isinstance(x, (builtins.bool, np.bool_)) for x in flat):
+            kind = np.bool_
+        else:
+            kind = np.int64
+        try:
+            return np.array(data, kind)
+        except ValueError:
+            raise ValueError(f"expected sequence of length {len(data[0]) if isinstance(data[0], (list, tuple)) else 1} "
+                             f"at dim 1 (got {len(data[-1]) if isinstance(data[-1], (list, tuple)) else 1})") from None
+    raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+
+
+def _flatten_scalars(data) -> list:
+    out, stack = [], [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, (list, tuple)):
+            stack.extend(x)
+        else:
+            out.append(x)
+    return out
+
+
+def _tensors_to_lists(data):
+    if isinstance(data, Tensor):
+        return data.tolist()
+    if isinstance(data, (list, tuple)):
+        return [_tensors_to_lists(x) for x in data]
+    return data
