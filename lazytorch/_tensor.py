@@ -28,7 +28,25 @@ _default_dtype = [dt.float32]
 # Leaf tensors whose value is a pending computation (in-place updates, accumulated gradients).
 # They are realized together with whatever is realized next, so the graph behind a parameter
 # never grows across training iterations.
-_pending_leaves: "weakref.WeakSet[Tensor]" = weakref.WeakSet()
+class _WeakIdentitySet:
+    """A weak set compared by identity: `weakref.WeakSet` compares members with `==`, which is
+    elementwise (not a bool) for tensors."""
+
+    def __init__(self):
+        self._items: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
+
+    def add(self, item) -> None:
+        self._items[id(item)] = item
+
+    def discard(self, item) -> None:
+        if self._items.get(id(item)) is item:
+            del self._items[id(item)]
+
+    def __iter__(self):
+        return iter(list(self._items.values()))
+
+
+_pending_leaves = _WeakIdentitySet()
 # Tensors autodiff can differentiate with respect to, by the id of their current node.
 _grad_targets: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
 
