@@ -21,8 +21,8 @@ import weakref
 from typing import Callable, Optional
 
 from compiler.ir.node import (
-    Node, binary, cast, const, const_value, cumsum, expand, flip, gather, matmul, pad, permute, reduce, reshape,
-    scatter_add, slice_, toposort, unary, where,
+    Node, binary, cast, const, const_value, cumsum, expand, flip, gather, matmul, pad, permute,
+    reduce, reshape, scatter_add, slice_, toposort, unary, where,
 )
 from compiler.ir.ops import Op
 

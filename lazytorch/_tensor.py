@@ -163,6 +163,10 @@ class Tensor:
         return self._node
 
     def _set_node(self, node: ir.Node):
+        if self._grad_fn is None and self._node.realized is None and self in _pending_leaves:
+            # a leaf updated again before anything realized it (manual SGD in a loop): compute the
+            # pending values now, so each iteration is one program and the graph stays bounded
+            realize_tensors([])
         if _grad_targets.get(id(self._node)) is self:
             del _grad_targets[id(self._node)]
         self._node = node

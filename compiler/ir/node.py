@@ -70,7 +70,8 @@ def _make(op: Op, inputs: tuple[Node, ...], shape: Shape, dtype: DType, arg: Any
 
 def buffer(array: np.ndarray, device: str = "cpu") -> Node:
     """A leaf holding `array` (made C-contiguous); never shared with another buffer node."""
-    array = np.ascontiguousarray(array)
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)     # (not for 0-d arrays: it would make them 1-d)
     node = Node(Op.BUFFER, (), tuple(array.shape), dtypes.from_numpy(array.dtype), next(_buffer_ids), device)
     node.realized = array
     return node
@@ -202,6 +203,19 @@ def scatter_add(base: Node, index: Node, source: Node, axis: int) -> Node:
 
 def cumsum(x: Node, axis: int) -> Node:
     return _make(Op.CUMSUM, (x,), x.shape, x.dtype, axis)
+
+
+def forget_inputs(node: Node) -> None:
+    """Make a realized node a leaf, so the graph that computed it can be freed.
+
+    Only for nodes no gradient flows through (DETACH): autodiff never needs their inputs again.
+    The node leaves the interning table first, since its key names the inputs' ids, which Python
+    may reuse once they are freed."""
+    assert node.realized is not None
+    key = (node.op, tuple(map(id, node.inputs)), node.shape, node.dtype.name, node.arg, node.device)
+    if _interned.get(key) is node:
+        del _interned[key]
+    node.inputs = ()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ import numpy as np
 
 from compiler import dtypes
 from compiler.codegen.numba_cpu import compute_dtype
-from compiler.ir.node import Node
+from compiler.ir.node import Node, forget_inputs
+from compiler.ir.ops import Op
 from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
 from compiler.passes.views import View
 from compiler.runtime.compile import call
@@ -44,3 +45,5 @@ def execute(schedule: Schedule, order: list[Node]) -> None:
             if kernel.out_dtype is dtypes.float16:
                 result = result.astype(np.float16)
         node.realized = result
+        if node.op is Op.DETACH:
+            forget_inputs(node)

@@ -1,0 +1,87 @@
+"""Adam and AdamW (torch's single-tensor update, exactly; AdamW is Adam with decoupled weight decay)."""
+from __future__ import annotations
+
+import lazytorch
+from lazytorch.optim.optimizer import Optimizer, check_unsupported
+
+
+class Adam(Optimizer):
+    """Adam (torch.optim.Adam), with amsgrad, maximize, L2 or decoupled weight decay.
+
+    The step count lives in `state['step']` (a float32 0-d tensor, as torch's); the bias corrections
+    it implies are computed in Python and enter the graph as 0-d buffers.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
+                 amsgrad: bool = False, *, foreach=None, maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False, fused=None, decoupled_weight_decay: bool = False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_unsupported(differentiable, capturable)
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable,
+                        fused=fused, decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
+
+    def _update_group(self, group, params, scalar):
+        lr, (beta1, beta2) = float(group["lr"]), group["betas"]
+        eps, weight_decay, amsgrad = group["eps"], group["weight_decay"], group["amsgrad"]
+        for p in params:
+            dtype = p.dtype
+            grad = -p.grad if group["maximize"] else p.grad
+            state = self.state[p]
+            if not state:
+                state["step"] = lazytorch.tensor(0.0, dtype=lazytorch.float32)
+                state["exp_avg"] = lazytorch.zeros_like(p)
+                state["exp_avg_sq"] = lazytorch.zeros_like(p)
+                if amsgrad:
+                    state["max_exp_avg_sq"] = lazytorch.zeros_like(p)
+            step = state["step"].item() + 1
+            # a new buffer, not `step += 1`: the count stays data the next step can read for free
+            state["step"].copy_(lazytorch.tensor(step, dtype=lazytorch.float32))
+            if weight_decay != 0:
+                if group["decoupled_weight_decay"]:
+                    p.mul_(scalar("decay", 1 - lr * weight_decay, dtype))
+                else:
+                    grad = grad + p * scalar("weight_decay", weight_decay, dtype)
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            exp_avg.lerp_(grad, scalar("one_minus_beta1", 1 - beta1, dtype))
+            exp_avg_sq.mul_(scalar("beta2", beta2, dtype)).addcmul_(grad, grad,
+                                                                    value=scalar("one_minus_beta2", 1 - beta2, dtype))
+            bias_correction1 = 1 - beta1 ** step
+            bias_correction2 = 1 - beta2 ** step
+            step_size = lr / bias_correction1
+            bias_correction2_sqrt = bias_correction2 ** 0.5
+            if amsgrad:
+                max_sq = state["max_exp_avg_sq"]
+                max_sq.copy_(lazytorch.maximum(max_sq, exp_avg_sq))
+                second = max_sq
+            else:
+                second = exp_avg_sq
+            denom = second.sqrt() / scalar("bias_correction2_sqrt", bias_correction2_sqrt, dtype) \
+                + scalar("eps", eps, dtype)
+            p.addcdiv_(exp_avg, denom, value=scalar("neg_step_size", -step_size, dtype))
+
+
+class AdamW(Adam):
+    """AdamW (torch.optim.AdamW): Adam whose weight decay shrinks the parameters directly."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
+                 amsgrad: bool = False, *, maximize: bool = False, foreach=None, capturable: bool = False,
+                 differentiable: bool = False, fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)
+
+    def load_state_dict(self, state_dict) -> None:
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True

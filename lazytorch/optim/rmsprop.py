@@ -1,0 +1,62 @@
+"""RMSprop with momentum, centering, weight decay and maximize (torch's update, exactly)."""
+from __future__ import annotations
+
+import lazytorch
+from lazytorch.optim.optimizer import Optimizer, check_unsupported
+
+
+class RMSprop(Optimizer):
+    """RMSprop (torch.optim.RMSprop)."""
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
+                 momentum: float = 0, centered: bool = False, capturable: bool = False, foreach=None,
+                 maximize: bool = False, differentiable: bool = False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= momentum:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= alpha:
+            raise ValueError(f"Invalid alpha value: {alpha}")
+        check_unsupported(differentiable, capturable)
+        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                        weight_decay=weight_decay, capturable=capturable, foreach=foreach, maximize=maximize,
+                        differentiable=differentiable)
+        super().__init__(params, defaults)
+
+    def _update_group(self, group, params, scalar):
+        lr, alpha, eps = float(group["lr"]), group["alpha"], group["eps"]
+        weight_decay, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
+        for p in params:
+            dtype = p.dtype
+            grad = -p.grad if group["maximize"] else p.grad
+            state = self.state[p]
+            if not state:
+                state["step"] = lazytorch.tensor(0.0, dtype=lazytorch.float32)
+                state["square_avg"] = lazytorch.zeros_like(p)
+                if momentum > 0:
+                    state["momentum_buffer"] = lazytorch.zeros_like(p)
+                if centered:
+                    state["grad_avg"] = lazytorch.zeros_like(p)
+            state["step"].copy_(lazytorch.tensor(state["step"].item() + 1, dtype=lazytorch.float32))
+            if weight_decay != 0:
+                grad = grad + p * scalar("weight_decay", weight_decay, dtype)
+            square_avg = state["square_avg"]
+            square_avg.mul_(scalar("alpha", alpha, dtype)).addcmul_(grad, grad,
+                                                                    value=scalar("one_minus_alpha", 1 - alpha, dtype))
+            if centered:
+                grad_avg = state["grad_avg"]
+                grad_avg.lerp_(grad, scalar("one_minus_alpha", 1 - alpha, dtype))
+                avg = square_avg.addcmul(grad_avg, grad_avg, value=scalar("minus_one", -1, dtype)).sqrt()
+            else:
+                avg = square_avg.sqrt()
+            avg = avg + scalar("eps", eps, dtype)
+            if momentum > 0:
+                buf = state["momentum_buffer"]
+                buf.mul_(scalar("momentum", momentum, dtype)).addcdiv_(grad, avg)
+                p.add_(buf * scalar("neg_lr", -lr, dtype))
+            else:
+                p.addcdiv_(grad, avg, value=scalar("neg_lr", -lr, dtype))
