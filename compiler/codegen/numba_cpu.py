@@ -70,7 +70,8 @@ def _reduce_init(op: Op, dtype: DType) -> str:
     if op is Op.PROD:
         return "1.0" if dtype.is_floating_point else "1"
     if dtype.is_floating_point:
-        return "-np.inf" if op in (Op.MAX, Op.ARGMAX) else "np.inf"
+        # typed like the values (np.float32(-np.inf)): max/min then stay in float32 and vectorize
+        return literal(-math.inf if op in (Op.MAX, Op.ARGMAX) else math.inf, dtype)
     if dtype is dtypes.bool_:
         return "False" if op in (Op.MAX, Op.ARGMAX) else "True"
     info = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-2**15, 2**15 - 1),

@@ -1,24 +1,63 @@
 """Scalar helpers the generated kernels call where a primitive is not one Python operator.
 
-Each is `njit(inline='always')`, so inside a kernel it costs nothing over writing it out.
+Each is inlined (`njit(inline='always')` or an inline `overload`), so inside a kernel it costs
+nothing over writing it out.
 """
 import math
 
 import numba
 import numpy as np
+from llvmlite import ir as llvm_ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic, overload
 
 _inline = numba.njit(inline="always")
 
 
-@_inline
+def _llvm_float_intrinsic(name: str):
+    """A Numba intrinsic calling LLVM's `name` on two floats of the same type."""
+    @intrinsic
+    def call(typingctx, a, b):
+        if not (isinstance(a, types.Float) and a == b):
+            return None
+
+        def codegen(context, builder, signature, args):
+            ty = args[0].type
+            suffix = "f32" if ty == llvm_ir.FloatType() else "f64"
+            fn = cgutils.get_or_insert_function(builder.module, llvm_ir.FunctionType(ty, [ty, ty]),
+                                                f"{name}.{suffix}")
+            return builder.call(fn, args)
+        return a(a, b), codegen
+    return call
+
+
+# llvm.maximum/minimum propagate NaN like torch.maximum, and LLVM vectorizes a reduction over them
+# (15x faster row max than the compare-and-select below, which only vectorizes under 'nnan')
+_llvm_maximum = _llvm_float_intrinsic("llvm.maximum")
+_llvm_minimum = _llvm_float_intrinsic("llvm.minimum")
+
+
 def maximum(a, b):
     # torch.maximum propagates NaN from either side; Python's max() would drop it
     return a if (a > b or a != a) else b
 
 
-@_inline
 def minimum(a, b):
     return a if (a < b or a != a) else b
+
+
+@overload(maximum, inline="always")
+def _maximum(a, b):
+    if isinstance(a, types.Float) and a == b:
+        return lambda a, b: _llvm_maximum(a, b)
+    return lambda a, b: a if (a > b or a != a) else b
+
+
+@overload(minimum, inline="always")
+def _minimum(a, b):
+    if isinstance(a, types.Float) and a == b:
+        return lambda a, b: _llvm_minimum(a, b)
+    return lambda a, b: a if (a < b or a != a) else b
 
 
 @_inline

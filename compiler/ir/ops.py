@@ -95,6 +95,10 @@ class Op(Enum):
         self.label = label
         self.family = family
 
+    # members are singletons: identity hashing is correct and much cheaper than Enum's default,
+    # which matters because every node construction hashes its op
+    __hash__ = object.__hash__
+
     def __repr__(self) -> str:
         return self.name
 

@@ -71,6 +71,7 @@ class _KernelBuilder:
         self.slot_of: dict[int, int] = {}
         self.memo: dict = {}
         self.fused_reduces: set[int] = set()
+        self.reduces: dict[int, KReduce] = {}
         self.ops_count = 0
 
     # -- helpers -------------------------------------------------------------------------------
@@ -160,8 +161,12 @@ class _KernelBuilder:
         if family in ELEMENTWISE:
             return KOp(node.op, tuple(self.visit(i, path, in_body) for i in node.inputs), node.dtype, node.arg)
         if family is Family.REDUCE:
-            self.fused_reduces.add(id(node))
-            return KReduce(node.op, self.visit(node.inputs[0], (), True), node.dtype)
+            # one KReduce per node, however it is reached (body of another reduction or the
+            # epilogue): codegen computes each KReduce object once per row
+            if id(node) not in self.reduces:
+                self.fused_reduces.add(id(node))
+                self.reduces[id(node)] = KReduce(node.op, self.visit(node.inputs[0], (), True), node.dtype)
+            return self.reduces[id(node)]
         if family is Family.INDEX:
             source, index = node.inputs
             if not self.is_loadable(source):
