@@ -59,7 +59,7 @@ def from_numpy(np_dtype) -> DType:
         return _BY_NUMPY[np.dtype(np_dtype)]
     except KeyError:
         raise TypeError(
-            f"can't convert np.ndarray of type numpy.{np.dtype(np_dtype).name}. The only supported "
+            f"can't convert np.ndarray of type numpy.{np.dtype(np_dtype).type.__name__}. The only supported "
             "types are: float64, float32, float16, int64, int32, int16, int8, uint8, and bool."
         ) from None
 

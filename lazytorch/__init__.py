@@ -3,8 +3,8 @@
     import lazytorch as torch
 """
 from compiler import dtypes as _dt
-from lazytorch._tensor import (Size, Tensor, broadcast_shapes, device, get_default_dtype, set_default_dtype,
-                               tensor)
+from lazytorch._tensor import (Size, Tensor, broadcast_shapes, device, get_default_dtype, return_types,
+                               set_default_dtype, tensor)
 from lazytorch import _methods  # noqa: F401  (binds the Tensor methods)
 from lazytorch._ops import *  # noqa: F401,F403
 from lazytorch._ops import (abs, all, any, max, min, pow, round, sum, result_type)  # noqa: F401
@@ -17,7 +17,7 @@ from lazytorch._creation import (Generator, arange, as_tensor, asarray, bernoull
                                  manual_seed, multinomial, normal, ones, ones_like, rand, rand_like, randint,
                                  randint_like, randn, randn_like, randperm, scalar_tensor, seed, zeros, zeros_like)
 from lazytorch._grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
-from lazytorch import autograd, debug  # noqa: F401
+from lazytorch import autograd, debug, func  # noqa: F401
 from lazytorch._formatting import set_printoptions  # noqa: F401
 
 dtype = _dt.DType
@@ -50,5 +50,9 @@ def realize(*tensors: Tensor) -> None:
     from lazytorch._tensor import realize_tensors
     realize_tensors(list(tensors))
 
+
+from lazytorch import optim, utils  # noqa: E402,F401  (after the names they use are defined)
+from lazytorch.serialization import load, save  # noqa: E402,F401
+from lazytorch._jit import jit  # noqa: E402,F401
 
 __version__ = "0.1.0"

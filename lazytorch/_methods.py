@@ -84,7 +84,7 @@ def _scalar_first(fn):
     def op(self, other):
         if not isinstance(other, Number):
             return NotImplemented
-        return fn(_ops.full_like_scalar(other, self), self)
+        return fn(other, self)
     return op
 
 

@@ -541,28 +541,38 @@ def _advanced_index(x: Tensor, adv) -> Tensor:
 def setitem(input: Tensor, index, value) -> None:
     """input[index] = value, as an in-place update of input's node (a lazy select)."""
     items = list(index) if isinstance(index, tuple) else [index]
-    if builtins.any(isinstance(it, Tensor) and it.dtype is dt.bool_ for it in items) and len(items) == 1:
-        mask = items[0]
-        if isinstance(value, Tensor) and value.numel() != 1:
-            raise NotImplementedError("x[mask] = tensor with several values is not supported; use torch.where")
-        value = value.reshape(()) if isinstance(value, Tensor) else value
-        input._assign(masked_fill(input, mask if mask.shape == input.shape else expand(mask.reshape(mask.shape + (1,) * (input.dim() - mask.dim())), input.shape), value), "index_put")
-        return
-    if builtins.any(_is_advanced(it) for it in items):
-        raise NotImplementedError("assignment through integer-tensor indices is not supported; use scatter or where")
-    # basic indexing: mark the selected region, write value broadcast into it
-    marker = _index_map(input.shape, index)
-    region_shape = Size(np.shape(np.empty(input.shape, np.bool_)[index]))
     value_t = value if isinstance(value, Tensor) else Tensor._from_node(ir.const(value, input.dtype, (), input._node.device))
-    value_full = expand(_ops._to(value_t, input.dtype), region_shape) if value_t.shape != region_shape else _ops._to(value_t, input.dtype)
-    placed = _ops._to(_take_along(value_full.reshape(-1), 0, tensor(np.where(marker >= 0, marker, 0)), check=False), input.dtype)
+    value_t = _ops._to(value_t, input.dtype)
+    if len(items) == 1 and isinstance(items[0], Tensor) and items[0].dtype is dt.bool_ and value_t.numel() == 1:
+        # x[mask] = scalar stays lazy in the mask too
+        mask = items[0]
+        if mask.shape != input.shape[:mask.dim()]:
+            getitem(input, mask)          # raises torch's mask-shape error
+        mask = expand(mask.reshape(mask.shape + (1,) * (input.dim() - mask.dim())), input.shape)
+        input._assign(masked_fill(input, mask, value_t.reshape(())), "index_put")
+        return
+    region = getitem(input, index)        # checks the index as torch does, and gives the shape written
+    while value_t.dim() and value_t.shape[0] == 1:      # torch drops leading unit axes of the value
+        value_t = value_t.reshape(value_t.shape[1:])
+    if builtins.any(_is_advanced(it) for it in items):
+        try:
+            if broadcast_shapes(value_t.shape, region.shape) != region.shape:
+                raise RuntimeError
+        except RuntimeError:
+            raise RuntimeError(f"shape mismatch: value tensor of shape {list(value_t.shape)} cannot be broadcast "
+                               f"to indexing result of shape {list(region.shape)}") from None
+    # mark where each element of the selected region lives, and write value broadcast into it;
+    # index tensors are data, so the marker needs their values (x[mask] = values is data-dependent)
+    index = tuple(it._value() if isinstance(it, Tensor) else it for it in items)
+    marker = _index_map(input.shape, index)
+    value_full = expand(value_t, region.shape) if value_t.shape != region.shape else value_t
+    placed = _take_along(value_full.reshape(-1), 0, tensor(np.where(marker >= 0, marker, 0)), check=False)
     input._assign(_ops.where(tensor(marker >= 0), placed, input), "copy_slices")
 
 
 def _index_map(shape, index) -> np.ndarray:
-    """For every element of a tensor of `shape`: its position in x[index] flattened, or -1.
-
-    Only shapes are involved, so numpy computes it at the call; the values stay lazy."""
+    """For every element of a tensor of `shape`: its position in x[index] flattened, or -1
+    (numpy indexing, which is torch's; a position written twice keeps the last element)."""
     positions = np.full(shape, -1, np.int64)
     selected_shape = np.shape(positions[index])
     positions[index] = np.arange(math.prod(selected_shape)).reshape(selected_shape)

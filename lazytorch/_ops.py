@@ -16,7 +16,7 @@ from compiler import dtypes as dt
 from compiler.ir import node as ir
 from compiler.ir.ops import Op
 from lazytorch._tensor import (Number, Tensor, _dtype_label, _expand_node, _normalize_dim, _normalize_dims,
-                               broadcast_shapes, get_default_dtype, tensor, values_indices)
+                               broadcast_shapes, get_default_dtype, return_types, tensor)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,10 +83,17 @@ def add(input, other, *, alpha=1):
     return _elementwise(Op.ADD, "add", input, other)
 
 
+def _is_bool(x) -> bool:
+    return x.dtype is dt.bool_ if isinstance(x, Tensor) else isinstance(x, (builtins.bool, np.bool_))
+
+
 def sub(input, other, *, alpha=1):
-    if isinstance(input, Tensor) and input.dtype is dt.bool_ and isinstance(other, Tensor) and other.dtype is dt.bool_:
+    if _is_bool(input) and _is_bool(other):
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
+    if _is_bool(input) or _is_bool(other):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     if alpha != 1:
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     return _elementwise(Op.SUB, "sub", input, other)
@@ -122,13 +129,17 @@ def remainder(input, other):
 
 
 def fmod(input, other):
-    return sub(input, mul(div(input, other, rounding_mode="trunc"), other))
+    # C's fmod (sign of the dividend) from the exact remainder of the magnitudes; a - trunc(a/b)*b
+    # would round, and give NaN for an infinite divisor
+    magnitude = abs(other) if isinstance(other, Tensor) else builtins.abs(other)
+    return mul(sign(input), remainder(abs(input), magnitude))
 
 
 def pow(input, exponent):
     if not isinstance(input, Tensor):
         return _elementwise(Op.POW, "pow", full_like_scalar(input, exponent), exponent)
-    if isinstance(exponent, Number) and not isinstance(exponent, (builtins.bool, np.bool_)):
+    if isinstance(exponent, Number) and not isinstance(exponent, (builtins.bool, np.bool_)) and \
+            result_type(input, exponent) is input.dtype:     # the shortcuts keep the input's dtype
         if not input.dtype.is_floating_point and isinstance(exponent, (builtins.int, np.integer)) and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
         if exponent == 2:
@@ -319,17 +330,25 @@ def zeros_like_bool(input):
 
 
 def relu(input):
-    return _elementwise(Op.MAXIMUM, "relu", input, 0) if not input.dtype is dt.bool_ else input
+    if input.dtype is dt.bool_:
+        return input
+    # the value of maximum(x, 0) (NaN and -0.0 as torch), the gradient of x where x > 0 and none
+    # elsewhere (torch's threshold_backward; maximum would give half of it at x == 0)
+    x = input._node
+    zero = ir.const(0, input.dtype, x.shape, x.device)
+    node = ir.where(ir.binary(Op.GT, x, zero), x, ir.unary(Op.DETACH, ir.binary(Op.MAXIMUM, x, zero)))
+    return input._result(node, [input], "relu")
 
 
 def clamp(input, min=None, max=None):
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    # selects, not maximum/minimum: at x == bound the gradient goes to x, as torch's clamp_backward
     result = input
     if min is not None:
-        result = _elementwise(Op.MAXIMUM, "clamp", result, min)
+        result = where(lt(result, min), min, result)
     if max is not None:
-        result = _elementwise(Op.MINIMUM, "clamp", result, max)
+        result = where(gt(result, max), max, result)
     return result
 
 
@@ -478,6 +497,7 @@ def amin(input, dim=(), keepdim: bool = False):
 
 
 def _extremum_with_index(input: Tensor, dim, keepdim: bool, arg_op: Op, name: str):
+    values_indices = getattr(return_types, name)
     d = _normalize_dim(dim, input.dim())
     _check_nonempty(input, (d,) if input.dim() else (), name)
     if input.dim() == 0:
@@ -530,11 +550,13 @@ argmin = _arg_extremum(Op.ARGMIN, "argmin")
 
 
 def all(input, dim=None, keepdim: bool = False):
-    return _reduce(Op.MIN, _to(input, dt.bool_), _normalize_dims(dim, input.dim()), keepdim, "all")
+    result = _reduce(Op.MIN, _to(input, dt.bool_), _normalize_dims(dim, input.dim()), keepdim, "all")
+    return _to(result, dt.uint8) if input.dtype is dt.uint8 else result    # torch keeps uint8
 
 
 def any(input, dim=None, keepdim: bool = False):
-    return _reduce(Op.MAX, _to(input, dt.bool_), _normalize_dims(dim, input.dim()), keepdim, "any")
+    result = _reduce(Op.MAX, _to(input, dt.bool_), _normalize_dims(dim, input.dim()), keepdim, "any")
+    return _to(result, dt.uint8) if input.dtype is dt.uint8 else result
 
 
 def count_nonzero(input, dim=None):
@@ -583,7 +605,10 @@ def cumsum(input, dim: int, *, dtype: Optional[dt.DType] = None):
 
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     if p in ("fro", 2, 2.0):
-        return sqrt(sum(mul(input, input), dim, keepdim))
+        # sqrt only where the sum is nonzero: the gradient at a zero vector is 0 (torch), not NaN
+        squares = sum(mul(input, input), dim, keepdim)
+        zero = eq(squares, 0)
+        return where(zero, 0.0, sqrt(where(zero, 1.0, squares)))
     if p in (1, 1.0):
         return sum(abs(input), dim, keepdim)
     if p == math.inf:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import math
 import numbers
+import types
 import weakref
 from collections import namedtuple
 from typing import Optional, Sequence, Union
@@ -42,15 +43,37 @@ class _WeakIdentitySet:
         if self._items.get(id(item)) is item:
             del self._items[id(item)]
 
+    def __contains__(self, item) -> bool:
+        return self._items.get(id(item)) is item
+
     def __iter__(self):
         return iter(list(self._items.values()))
 
 
 _pending_leaves = _WeakIdentitySet()
+# The tracer of `lazytorch.jit` while it traces a function, else None. Values do not exist during a
+# trace: realization is suspended (the whole traced graph becomes one program) and reading a value
+# raises an error the tracer words (see lazytorch/jit.py).
+_tracing: list = [None]
 # Tensors autodiff can differentiate with respect to, by the id of their current node.
 _grad_targets: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
+# Nodes a leaf that requires grad held before an in-place update or a realization swapped them:
+# graphs built on them still lead to that leaf (torch: one leaf, several versions of its value).
+_former_leaf_nodes: "weakref.WeakKeyDictionary[ir.Node, weakref.ref[Tensor]]" = weakref.WeakKeyDictionary()
 
-values_indices = namedtuple("values_indices", ["values", "indices"])
+
+
+def _return_type(name: str, fields: Sequence[str] = ("values", "indices")) -> type:
+    """A named tuple that prints like torch's `torch.return_types.<name>(...)`."""
+    def __repr__(self):
+        body = ",\n".join(f"{field}={value!r}" for field, value in zip(self._fields, self))
+        return f"torch.return_types.{name}(\n{body})"
+    return type(name, (namedtuple(name, fields),), {"__slots__": (), "__repr__": __repr__,
+                                                      "__module__": "lazytorch.return_types"})
+
+
+# `lazytorch.return_types`: the named tuples that ops with several results return
+return_types = types.SimpleNamespace(max=_return_type("max"), min=_return_type("min"))
 
 
 def get_default_dtype() -> dt.DType:
@@ -169,6 +192,8 @@ class Tensor:
             realize_tensors([])
         if _grad_targets.get(id(self._node)) is self:
             del _grad_targets[id(self._node)]
+            if self._grad_fn is None:
+                _former_leaf_nodes[self._node] = weakref.ref(self)
         self._node = node
         if self._requires_grad and (self._grad_fn is None or self._retains_grad):
             _grad_targets[id(node)] = self
@@ -187,6 +212,11 @@ class Tensor:
                                "var_no_grad = var.detach().")
         if value and not (self.dtype.is_floating_point):
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+        if value and not self._requires_grad:
+            # a leaf has no history, and hash-consing shares nodes (x.detach() is x's node when x
+            # needs no grad): a tensor that starts requiring grad gets a node of its own
+            node = self._node
+            self._node = ir.buffer(node.realized) if node.realized is not None else ir.unary(Op.DETACH, node)
         self._requires_grad = bool(value)
         if value:
             _grad_targets[id(self._node)] = self
@@ -208,7 +238,12 @@ class Tensor:
     def retain_grad(self) -> None:
         if not self._requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.is_leaf:
+            return                      # leaves get their .grad anyway (torch: retains_grad stays False)
         self._retains_grad = True
+        while _grad_targets.get(id(self._node)) not in (None, self):
+            # the node is another tensor's too (a no-op view such as x[:]): give this one its own
+            self._node = ir.binary(Op.MUL, self._node, ir.const(1, self.dtype, self._node.shape, self._node.device))
         _grad_targets[id(self._node)] = self
 
     @property
@@ -297,6 +332,8 @@ class Tensor:
         return self
 
     def _value(self) -> np.ndarray:
+        if _tracing[0] is not None:
+            _tracing[0].value_read(self)     # raises: no values while a jitted function is traced
         if self._node.realized is None:
             realize_tensors([self])
         return self._node.realized
@@ -413,6 +450,8 @@ class device:
 
 def realize_tensors(tensors: Sequence[Tensor]) -> None:
     """Realize these tensors together with every pending leaf update, in one compiled program."""
+    if _tracing[0] is not None:
+        return      # tracing: the jit compiles everything the function builds as one program
     pending = [t for t in list(_pending_leaves) if t._node.realized is None]
     nodes = [t._node for t in tensors] + [t._node for t in pending]
     compiler.realize(nodes)
@@ -436,7 +475,7 @@ def tensor(data, dtype: Optional[dt.DType] = None, device=None, requires_grad: b
     if isinstance(data, Tensor):
         array = data._value().copy()
     else:
-        array = _infer_array(data)
+        array = _infer_array(data, dtype.np_dtype if dtype is not None and dtype.is_floating_point else None)
     if dtype is not None:
         array = array.astype(dtype.np_dtype)
     result = Tensor._from_node(ir.buffer(np.array(array, copy=True), _device_name(device)))
@@ -449,7 +488,9 @@ def _device_name(dev) -> str:
     return "cpu" if dev is None else str(device(dev) if not isinstance(dev, device) else dev).split(":")[0]
 
 
-def _infer_array(data) -> np.ndarray:
+def _infer_array(data, float_dtype=None) -> np.ndarray:
+    # floats are read at the requested precision (tensor([0.1], dtype=float64) keeps all digits)
+    float_dtype = get_default_dtype().np_dtype if float_dtype is None else float_dtype
     if isinstance(data, np.ndarray):
         dt.from_numpy(data.dtype)
         return data
@@ -458,16 +499,16 @@ def _infer_array(data) -> np.ndarray:
     if isinstance(data, (builtins.int, np.integer)):
         return np.array(data, np.int64)
     if isinstance(data, (builtins.float, np.floating)):
-        return np.array(data, get_default_dtype().np_dtype)
+        return np.array(data, float_dtype)
     if isinstance(data, (list, tuple)):
         flat = _flatten_scalars(data)
         if any(isinstance(x, Tensor) for x in flat):
             data = _tensors_to_lists(data)
             flat = _flatten_scalars(data)
         if not flat:
-            return np.array(data, get_default_dtype().np_dtype)
+            return np.array(data, float_dtype)
         if any(isinstance(x, (builtins.float, np.floating)) for x in flat):
-            kind = get_default_dtype().np_dtype
+            kind = float_dtype
         elif all(isinstance(x, (builtins.bool, np.bool_)) for x in flat):
             kind = np.bool_
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from pathlib import Path
 
 from compiler import dtypes
 from compiler.dtypes import DType
@@ -15,9 +16,11 @@ from compiler.ir.kernel import KConst, KGather, KLoad, KOp, KReduce, Kernel
 from compiler.ir.ops import Op
 from compiler.passes.views import ShapeTracker, contiguous_strides
 
-# 'nnan'/'ninf' are left out on purpose: they let LLVM delete NaN checks (isnan, maximum, ...)
-FASTMATH_FLAGS = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# 'nnan'/'ninf' are left out on purpose: they let LLVM delete NaN checks (isnan, maximum, ...);
+# so is 'arcp': it turns 1 / sqrt(x) into an rsqrt estimate that gives NaN for 0 and inf
+FASTMATH_FLAGS = {"nsz", "contract", "afn", "reassoc"}
 PARALLEL_MIN_ELEMENTS = 1 << 16     # below this, thread start-up costs more than it saves
+SUM_BLOCK = 1024                    # float32 sums: elements per float32 partial sum (see blocked_sum)
 
 FAST_F32 = {Op.EXP: "exp_f32", Op.LOG: "log_f32", Op.TANH: "tanh_f32", Op.SIGMOID: "sigmoid_f32",
             Op.ERF: "erf_f32"}
@@ -118,7 +121,7 @@ class _Emitter:
                     terms.append(e if s == 1 else f"{e} * {s}")
             flat = " + ".join(terms) or "0"
             if level == len(tracker.views) - 1:
-                return flat, conds
+                return _unsigned(flat), conds
             below = tracker.views[-2 - level].shape
             strides = contiguous_strides(below)
             flat = f"({flat})"
@@ -179,6 +182,8 @@ class _Emitter:
             return args[0]
         if op is Op.ABS and in_dtype is dtypes.bool_:
             return args[0]
+        if op is Op.SIGN:
+            return cast(f"sign({args[0]})", e.dtype)     # sign() gives an int; keep the float type
         template = UNARY.get(op) or BINARY[op]
         if op is Op.DIV and not in_dtype.is_floating_point:
             raise TypeError("integer true division must be cast to floating point first")
@@ -192,6 +197,7 @@ class _Emitter:
         src_dtype = compute_dtype(r.body.dtype)
         op = r.op
         self.emit(f"{acc} = {_reduce_init(op, src_dtype)}")
+        best = None
         if op in (Op.ARGMAX, Op.ARGMIN):
             best = self.fresh("best")
             self.emit(f"{best} = {_reduce_init(op, src_dtype)}")
@@ -201,7 +207,22 @@ class _Emitter:
         parallel = (not any(d not in axes for d in range(len(self.kernel.full_shape)))
                     and op is Op.SUM and math.prod(self.kernel.full_shape) >= PARALLEL_MIN_ELEMENTS)
         indent = self.indent
-        self.open_loops(axes, parallel_first=parallel)
+        if op is Op.SUM and src_dtype is dtypes.float32:
+            self.blocked_sum(acc, r, axes, full_idx, parallel)
+        else:
+            self.open_loops(axes, parallel_first=parallel)
+            self.accumulate(acc, r, axes, full_idx, src_dtype, best)
+        self.indent = indent
+        self.scope = outer_scope
+        if op is Op.SUM or op is Op.PROD:
+            result = self.fresh("r")
+            self.emit(f"{result} = {cast(acc, r.dtype)}")
+            acc = result
+        self.reduced[id(r)] = acc
+
+    def accumulate(self, acc: str, r: KReduce, axes, full_idx: list[str], src_dtype: DType, best):
+        """The innermost statement of a reduction loop nest."""
+        op = r.op
         v = self.value(r.body, full_idx)
         if op is Op.SUM:
             self.emit(f"{acc} += {v}")
@@ -219,13 +240,30 @@ class _Emitter:
             self.emit(f"if {v} {better} {best}{nan_first}:")
             self.emit(f"    {best} = {v}")
             self.emit(f"    {acc} = {flat}")
-        self.indent = indent
-        self.scope = outer_scope
-        if op is Op.SUM or op is Op.PROD:
-            result = self.fresh("r")
-            self.emit(f"{result} = {cast(acc, r.dtype)}")
-            acc = result
-        self.reduced[id(r)] = acc
+
+    def blocked_sum(self, acc: str, r: KReduce, axes, full_idx: list[str], parallel: bool):
+        """A float32 sum: float32 partial sums over blocks of the innermost reduced axis, added into
+        the float64 `acc`. A float64 accumulator per element halves the vector width of the loop
+        (and of the exp inside softmax's sum); per-block float32 partials, spread by LLVM over the
+        vector lanes, keep the error near float32 rounding of a short sum."""
+        *outer, last = axes
+        self.open_loops(outer, parallel_first=parallel)
+        n, block = self.loop_shape[last], SUM_BLOCK
+        part = self.fresh("part")
+        if n > block:
+            loop = "numba.prange" if parallel and not outer else "range"
+            stop = f"b{last} * {block} + {block}"
+            self.emit(f"for b{last} in {loop}({-(-n // block)}):")
+            self.indent += 1
+            self.emit(f"{part} = np.float32(0.0)")
+            self.emit(f"for i{last} in range(b{last} * {block}, {stop if n % block == 0 else f'min({stop}, {n})'}):")
+        else:
+            self.emit(f"{part} = np.float32(0.0)")
+            self.emit(f"for i{last} in range({n}):")
+        self.indent += 1
+        self.emit(f"{part} += {self.value(r.body, full_idx)}")
+        self.indent -= 1
+        self.emit(f"{acc} += {part}")
 
 
 def _collect_reduces(expr) -> list[KReduce]:
@@ -247,9 +285,27 @@ def _collect_reduces(expr) -> list[KReduce]:
     return order
 
 
+def _unsigned(flat: str) -> str:
+    """A flat index as an unsigned integer. Numba wraps a signed index (`i < 0 ? i + n : i`), and
+    inside prange bodies and loops with runtime bounds LLVM cannot prove i >= 0, so that select
+    turns contiguous vector loads into gathers (softmax rows 2x slower). Valid indices are >= 0."""
+    return flat if flat.isdigit() else f"np.uintp({flat})"
+
+
 def _flat_out(shape, names) -> str:
     terms = [n if s == 1 else f"{n} * {s}" for n, s in zip(names, contiguous_strides(shape)) if s and n != "0"]
-    return " + ".join(terms) or "0"
+    return _unsigned(" + ".join(terms) or "0")
+
+
+def _helpers_hash() -> str:
+    """Hash of the helper modules kernels inline. Numba's cache only checks a function's own file, so
+    the hash is part of every kernel's source (and name): editing a helper gives new files."""
+    here = Path(__file__).parent
+    text = b"".join((here / name).read_bytes() for name in ("fastmath.py", "scalar_ops.py"))
+    return hashlib.sha1(text).hexdigest()[:16]
+
+
+HELPERS_HASH = _helpers_hash()
 
 
 def generate(kernel: Kernel) -> tuple[str, str]:
@@ -271,10 +327,11 @@ def generate(kernel: Kernel) -> tuple[str, str]:
     floating = any(compute_dtype(d).is_floating_point for d in kernel.input_dtypes + [kernel.out_dtype])
     flag_set = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}"
     flags = f"fastmath={flag_set}, " if floating else ""
-    digest = hashlib.sha1(f"{args}\n{body}\n{flags}{parallel}".encode()).hexdigest()[:16]
+    digest = hashlib.sha1(f"{HELPERS_HASH}\n{args}\n{body}\n{flags}{parallel}".encode()).hexdigest()[:16]
     name = f"k_{kernel.kind}_{digest}"
     helpers = sorted(em.helpers)
     source = "\n".join([
+        f"# helpers: {HELPERS_HASH}",
         "import numba",
         "import numpy as np",
         "from compiler.codegen.scalar_ops import maximum, minimum, sigmoid, erf, sign",

@@ -76,7 +76,8 @@ def erf(x):
 
 @_inline
 def sign(x):
-    return (x > 0) - (x < 0) if x == x else x
+    # torch.sign(nan) is 0, which this gives too
+    return (x > 0) - (x < 0)
 
 
 @_inline

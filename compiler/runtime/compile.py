@@ -1,45 +1,38 @@
 """Turn generated source into a callable Numba function, cached in memory and on disk.
 
-Numba's own on-disk cache (`cache=True`) needs a real source file, so each kernel's source is
-written to the cache directory as a module named by the hash of its content and imported from
-there. Numba keys its cache entries by that file plus the CPU and its own version; the file name
-already encodes the source, so a second process compiles nothing it has compiled before.
+Numba's own on-disk cache (`cache=True`) needs a real source file, so each generated function's
+source is written to the cache directory as a module named by the hash of its content and imported
+from there. Numba keys its cache entries by that file plus the CPU and its own version; the file
+name already encodes the source (and the helper modules it inlines), and the directory the numba
+and llvmlite versions, so a second process compiles nothing it has compiled before. See
+`compiler.runtime.diskcache` for the layout and why a damaged entry is never trusted.
 """
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
-from compiler.runtime.counters import counters
+from compiler.runtime import diskcache
+from compiler.runtime.counters import counters, debug_level, log
 
-_functions: dict[str, Callable] = {}
+_functions: dict[str, Callable] = {}          # source -> dispatcher
+_by_name: dict[str, Callable] = {}            # function name -> dispatcher
 compile_log: list[tuple[str, float]] = []     # (kernel name, seconds) of every compile, for explain
+_cache_dir: dict[Path, Path] = {}
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("LAZYTORCH_CACHE_DIR")
-    if base:
-        path = Path(base)
-    else:
-        path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lazytorch"
-    if os.environ.get("LAZYTORCH_CACHE", "1") == "0":
-        # still a real file (Numba needs one) but private to this process and thrown away
-        path = Path(tempfile.gettempdir()) / f"lazytorch-nocache-{os.getpid()}"
-    path = path / "kernels"
-    path.mkdir(parents=True, exist_ok=True)
+    """The directory generated modules are written to (created on first use)."""
+    base = diskcache.root()
+    path = _cache_dir.get(base)
+    if path is None:
+        path = base / diskcache.version_tag()
+        path.mkdir(parents=True, exist_ok=True)
+        _cache_dir[base] = path
     return path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def load_kernel(name: str, source: str) -> Callable:
@@ -48,18 +41,39 @@ def load_kernel(name: str, source: str) -> Callable:
     if fn is not None:
         counters["cache_hits"] += 1
         return fn
-    directory = cache_dir()
-    path = directory / f"{name}.py"
-    if not path.exists() or path.read_text() != source:
-        _write_atomic(path, source)
+    path = cache_dir() / f"{name}.py"
+    diskcache.write_source(path, source)
+    if debug_level() >= 3:
+        log(3, f"source of {name} ({path}):\n{source}")
     module_name = f"lazytorch_kernels.{name}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
     fn = getattr(module, name)
+    diskcache.harden(fn)
     _functions[source] = fn
+    _by_name[name] = fn
     return fn
+
+
+def kernel(name: str) -> Callable:
+    """A function already loaded by `load_kernel` in this process, by name (for generated drivers)."""
+    return _by_name[name]
+
+
+def compiled(fn, first_call: Callable[[], object]):
+    """Run `first_call` (which compiles `fn` or loads it from Numba's disk cache), count which, log it."""
+    hits_before = sum(fn._cache_hits.values())
+    start = time.perf_counter()
+    result = first_call()
+    elapsed = time.perf_counter() - start
+    hit = sum(fn._cache_hits.values()) > hits_before
+    counters["disk_cache_hits" if hit else "kernel_compiles"] += 1
+    compile_log.append((fn.__name__, elapsed))
+    log(1, f"{'loaded' if hit else 'compiled'} {fn.__name__} in {elapsed * 1e3:.1f} ms "
+           f"({'disk cache hit' if hit else 'cache miss'})")
+    return result
 
 
 def call(fn, args) -> None:
@@ -67,12 +81,4 @@ def call(fn, args) -> None:
     if fn.signatures:
         fn(*args)
         return
-    hits_before = sum(fn._cache_hits.values())
-    start = time.perf_counter()
-    fn(*args)
-    elapsed = time.perf_counter() - start
-    if sum(fn._cache_hits.values()) > hits_before:
-        counters["disk_cache_hits"] += 1
-    else:
-        counters["kernel_compiles"] += 1
-    compile_log.append((fn.__name__, elapsed))
+    compiled(fn, lambda: fn(*args))

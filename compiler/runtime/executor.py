@@ -1,6 +1,8 @@
 """Run a schedule: launch each kernel or library call in order over numpy buffers."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from compiler import dtypes
@@ -10,7 +12,7 @@ from compiler.ir.ops import Op
 from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
 from compiler.passes.views import View
 from compiler.runtime.compile import call
-from compiler.runtime.counters import counters
+from compiler.runtime.counters import counters, debug_level, log
 
 
 def strided(base: np.ndarray, view: View) -> np.ndarray:
@@ -27,9 +29,17 @@ def _flat_for_kernel(array: np.ndarray) -> np.ndarray:
     return array.reshape(-1)
 
 
+def launch_log(name: str, seconds: float, arrays) -> None:
+    """LAZYTORCH_DEBUG>=2: one line per kernel launch or library call, with its time and GB/s."""
+    moved = sum(a.nbytes for a in arrays)
+    log(2, f"launch {name}: {seconds * 1e6:.1f} us, {moved / max(seconds, 1e-9) / 1e9:.2f} GB/s")
+
+
 def execute(schedule: Schedule, order: list[Node]) -> None:
     """Run every step; each produced node gets its value in `node.realized`."""
+    timed = debug_level() >= 2
     for step in schedule.steps:
+        start = time.perf_counter() if timed else 0.0
         node = order[step.output]
         inputs = [order[i].realized for i in step.inputs]
         if isinstance(step, MatmulStep):
@@ -43,7 +53,10 @@ def execute(schedule: Schedule, order: list[Node]) -> None:
                 call(step.function, [result.reshape(-1)] + [_flat_for_kernel(x) for x in inputs])
                 counters["kernel_launches"] += 1
             if kernel.out_dtype is dtypes.float16:
-                result = result.astype(np.float16)
+                with np.errstate(over="ignore"):        # overflow gives inf, as in torch
+                    result = result.astype(np.float16)
+        if timed:
+            launch_log(getattr(step, "name", "matmul"), time.perf_counter() - start, inputs + [result])
         node.realized = result
         if node.op is Op.DETACH:
             forget_inputs(node)

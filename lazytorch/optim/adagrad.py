@@ -48,7 +48,7 @@ class Adagrad(Optimizer):
             if weight_decay != 0:
                 grad = grad + p * scalar("weight_decay", weight_decay, dtype)
             clr = lr / (1 + (step - 1) * lr_decay)
-            state_sum = state["sum"]
-            state_sum.addcmul_(grad, grad)
+            state_sum = state["sum"].addcmul(grad, grad)
+            state["sum"].copy_(state_sum)
             std = state_sum.sqrt() + scalar("eps", eps, dtype)
-            p.addcdiv_(grad, std, value=scalar("neg_clr", -clr, dtype))
+            p.copy_(p.addcdiv(grad, std, value=scalar("neg_clr", -clr, dtype)))

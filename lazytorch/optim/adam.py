@@ -47,28 +47,28 @@ class Adam(Optimizer):
             step = state["step"].item() + 1
             # a new buffer, not `step += 1`: the count stays data the next step can read for free
             state["step"].copy_(lazytorch.tensor(step, dtype=lazytorch.float32))
+            param = p
             if weight_decay != 0:
                 if group["decoupled_weight_decay"]:
-                    p.mul_(scalar("decay", 1 - lr * weight_decay, dtype))
+                    param = p * scalar("decay", 1 - lr * weight_decay, dtype)
                 else:
                     grad = grad + p * scalar("weight_decay", weight_decay, dtype)
-            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            exp_avg.lerp_(grad, scalar("one_minus_beta1", 1 - beta1, dtype))
-            exp_avg_sq.mul_(scalar("beta2", beta2, dtype)).addcmul_(grad, grad,
-                                                                    value=scalar("one_minus_beta2", 1 - beta2, dtype))
+            exp_avg = state["exp_avg"].lerp(grad, scalar("one_minus_beta1", 1 - beta1, dtype))
+            exp_avg_sq = (state["exp_avg_sq"] * scalar("beta2", beta2, dtype)).addcmul(
+                grad, grad, value=scalar("one_minus_beta2", 1 - beta2, dtype))
             bias_correction1 = 1 - beta1 ** step
             bias_correction2 = 1 - beta2 ** step
             step_size = lr / bias_correction1
             bias_correction2_sqrt = bias_correction2 ** 0.5
+            second = exp_avg_sq
             if amsgrad:
-                max_sq = state["max_exp_avg_sq"]
-                max_sq.copy_(lazytorch.maximum(max_sq, exp_avg_sq))
-                second = max_sq
-            else:
-                second = exp_avg_sq
+                second = lazytorch.maximum(state["max_exp_avg_sq"], exp_avg_sq)
+                state["max_exp_avg_sq"].copy_(second)
             denom = second.sqrt() / scalar("bias_correction2_sqrt", bias_correction2_sqrt, dtype) \
                 + scalar("eps", eps, dtype)
-            p.addcdiv_(exp_avg, denom, value=scalar("neg_step_size", -step_size, dtype))
+            state["exp_avg"].copy_(exp_avg)
+            state["exp_avg_sq"].copy_(exp_avg_sq)
+            p.copy_(param.addcdiv(exp_avg, denom, value=scalar("neg_step_size", -step_size, dtype)))
 
 
 class AdamW(Adam):

@@ -12,7 +12,7 @@ import warnings
 import weakref
 from bisect import bisect_right
 from collections import Counter
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from lazytorch.optim.optimizer import Optimizer
 

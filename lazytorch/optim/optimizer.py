@@ -58,7 +58,9 @@ class Optimizer:
 
     Subclasses define `_update_group(group, params, scalar)`, which assigns the new values of the
     parameters in `params` (those of `group` with a gradient) and of their state in place, building
-    IR only; `step()` then realizes everything in one compiled program.
+    IR only; `step()` then realizes everything in one compiled program. Each tensor is assigned
+    once per step (computed out of place, then `copy_`): assigning a still-pending leaf again would
+    make the front-end realize it early, splitting the step into several programs.
     """
 
     def __init__(self, params, defaults: dict[str, Any]):
@@ -118,6 +120,9 @@ class Optimizer:
         if any(id(p) in seen for p in params):
             raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(param_group)
+        # parameters whose initial values are still lazy (a module's init) are computed now, so the
+        # first step's program is already the one every later step reuses
+        lazytorch.realize(*params)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients: to None (the default), or to zeros in place."""
@@ -147,7 +152,6 @@ class Optimizer:
                 params = [p for p in group["params"] if p.grad is not None]
                 if params:
                     self._update_group(group, params, scalar)
-        self._opt_called = True    # read by LRScheduler to warn when it is stepped first
         self._realize()
         return loss
 

@@ -44,19 +44,19 @@ class RMSprop(Optimizer):
             state["step"].copy_(lazytorch.tensor(state["step"].item() + 1, dtype=lazytorch.float32))
             if weight_decay != 0:
                 grad = grad + p * scalar("weight_decay", weight_decay, dtype)
-            square_avg = state["square_avg"]
-            square_avg.mul_(scalar("alpha", alpha, dtype)).addcmul_(grad, grad,
-                                                                    value=scalar("one_minus_alpha", 1 - alpha, dtype))
+            square_avg = (state["square_avg"] * scalar("alpha", alpha, dtype)).addcmul(
+                grad, grad, value=scalar("one_minus_alpha", 1 - alpha, dtype))
+            state["square_avg"].copy_(square_avg)
             if centered:
-                grad_avg = state["grad_avg"]
-                grad_avg.lerp_(grad, scalar("one_minus_alpha", 1 - alpha, dtype))
+                grad_avg = state["grad_avg"].lerp(grad, scalar("one_minus_alpha", 1 - alpha, dtype))
+                state["grad_avg"].copy_(grad_avg)
                 avg = square_avg.addcmul(grad_avg, grad_avg, value=scalar("minus_one", -1, dtype)).sqrt()
             else:
                 avg = square_avg.sqrt()
             avg = avg + scalar("eps", eps, dtype)
             if momentum > 0:
-                buf = state["momentum_buffer"]
-                buf.mul_(scalar("momentum", momentum, dtype)).addcdiv_(grad, avg)
-                p.add_(buf * scalar("neg_lr", -lr, dtype))
+                buf = (state["momentum_buffer"] * scalar("momentum", momentum, dtype)).addcdiv(grad, avg)
+                state["momentum_buffer"].copy_(buf)
+                p.copy_(p + buf * scalar("neg_lr", -lr, dtype))
             else:
-                p.addcdiv_(grad, avg, value=scalar("neg_lr", -lr, dtype))
+                p.copy_(p.addcdiv(grad, avg, value=scalar("neg_lr", -lr, dtype)))

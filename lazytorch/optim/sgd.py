@@ -46,6 +46,7 @@ class SGD(Optimizer):
                     keep, take = 0.0, 1.0
                 else:
                     keep, take = momentum, 1 - dampening
-                buf.mul_(scalar("buffer_keep", keep, p.dtype)).add_(grad * scalar("grad_take", take, p.dtype))
-                grad = grad + buf * scalar("momentum", momentum, p.dtype) if group["nesterov"] else buf
-            p.add_(grad * scalar("neg_lr", -lr, p.dtype))
+                new_buf = buf * scalar("buffer_keep", keep, p.dtype) + grad * scalar("grad_take", take, p.dtype)
+                buf.copy_(new_buf)
+                grad = grad + new_buf * scalar("momentum", momentum, p.dtype) if group["nesterov"] else new_buf
+            p.copy_(p + grad * scalar("neg_lr", -lr, p.dtype))
