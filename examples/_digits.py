@@ -1,0 +1,70 @@
+"""Shared by the digits examples: scikit-learn's bundled 8x8 digits as lazytorch tensors."""
+import numpy as np
+
+import lazytorch as torch
+
+
+def load_digits_split(test_fraction: float = 0.2, seed: int = 0):
+    """(x_train, y_train, x_test, y_test): images scaled to [0, 1] as float32 (N, 1, 8, 8)."""
+    from sklearn.datasets import load_digits   # bundled with scikit-learn: no download
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, digits.target.astype(np.int64), test_size=test_fraction, random_state=seed,
+        stratify=digits.target)
+    return (torch.from_numpy(x_train), torch.from_numpy(y_train),
+            torch.from_numpy(x_test), torch.from_numpy(y_test))
+
+
+def accuracy(model, x, y) -> float:
+    model.eval()
+    with torch.no_grad():
+        predicted = model(x).argmax(1)
+    model.train()
+    return (predicted == y).float().mean().item()
+
+
+def train(model, x_train, y_train, x_test, y_test, epochs: int, lr: float, plot: str = ""):
+    """Adam + cross-entropy with a tqdm progress bar; returns the final test accuracy."""
+    from tqdm import tqdm
+
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_train, y_train), batch_size=64,
+                                         shuffle=True, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    history = []
+    bar = tqdm(range(epochs), desc="training")
+    for _ in bar:
+        total, batches = 0.0, 0
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+            batches += 1
+        test_accuracy = accuracy(model, x_test, y_test)
+        history.append((total / batches, test_accuracy))
+        bar.set_postfix(loss=f"{total / batches:.4f}", test_acc=f"{test_accuracy:.3f}")
+    if plot:
+        _plot(history, plot)
+    return history[-1][1]
+
+
+def _plot(history, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    losses, accuracies = zip(*history)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(losses, label="train loss")
+    ax.set_xlabel("epoch")
+    ax2 = ax.twinx()
+    ax2.plot(accuracies, color="tab:orange", label="test accuracy")
+    fig.legend(loc="center right")
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"wrote {path}")
