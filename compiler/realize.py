@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from compiler import inspect
 from compiler.codegen.numba_cpu import generate
 from compiler.ir.node import Node, toposort
 from compiler.passes.fusion import KernelStep, Schedule, build_schedule
@@ -50,6 +51,7 @@ def plan(targets: list[Node]) -> tuple[Schedule, list[Node]]:
         if isinstance(step, KernelStep):
             step.name, step.source = generate(step.kernel)
             step.function = load_kernel(step.name, step.source)
+            inspect.record(step, order)
     _schedules[key] = schedule
     if len(_schedules) > MAX_CACHED_SCHEDULES:
         _schedules.popitem(last=False)

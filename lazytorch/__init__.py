@@ -54,5 +54,7 @@ def realize(*tensors: Tensor) -> None:
 from lazytorch import optim, utils  # noqa: E402,F401  (after the names they use are defined)
 from lazytorch.serialization import load, save  # noqa: E402,F401
 from lazytorch._jit import jit  # noqa: E402,F401
+from lazytorch.explain import dump_kernels, explain  # noqa: E402,F401
+from lazytorch import cache  # noqa: E402,F401
 
 __version__ = "0.1.0"

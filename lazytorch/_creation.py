@@ -9,10 +9,10 @@ import numpy as np
 
 from compiler import dtypes as dt
 from compiler.ir import node as ir
-from lazytorch._tensor import Number, Tensor, _device_name, get_default_dtype, tensor
+from lazytorch._tensor import Number, Tensor, _device_name, check_factory_requires_grad, get_default_dtype, tensor
 
 
-def _shape(size) -> tuple[int, ...]:
+def _shape(size, negative_message: Optional[str] = None) -> tuple[int, ...]:
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     for n in size:
@@ -20,11 +20,12 @@ def _shape(size) -> tuple[int, ...]:
             raise TypeError(f"zeros(): argument 'size' must be tuple of ints, but found element of type "
                             f"{type(n).__name__} at pos 0")
         if n < 0:
-            raise RuntimeError(f"Trying to create tensor with negative dimension {n}: {list(size)}")
+            raise RuntimeError(negative_message or f"Trying to create tensor with negative dimension {n}: {list(size)}")
     return tuple(builtins.int(n) for n in size)
 
 
 def _leaf(array: np.ndarray, device=None, requires_grad: bool = False) -> Tensor:
+    check_factory_requires_grad(array.dtype, requires_grad)
     result = Tensor._from_node(ir.buffer(array, _device_name(device)))
     if requires_grad:
         result.requires_grad_(True)
@@ -36,7 +37,8 @@ def _np_dtype(dtype: Optional[dt.DType]):
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None) -> Tensor:
-    return _leaf(np.zeros(_shape(size), _np_dtype(dtype)), device, requires_grad)
+    shape = _shape(size, "zeros: Dimension size must be non-negative.")     # torch's words for zeros
+    return _leaf(np.zeros(shape, _np_dtype(dtype)), device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None) -> Tensor:
@@ -44,7 +46,7 @@ def ones(*size, dtype=None, device=None, requires_grad=False, out=None, layout=N
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None, memory_format=None) -> Tensor:
-    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+    return _leaf(np.zeros(_shape(size), _np_dtype(dtype)), device, requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -78,8 +80,10 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     if end is None:
         start, end = 0, start
     values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
-    if step == 0:
+    if values[2] == 0:
         raise RuntimeError("step must be nonzero")
+    if (values[1] - values[0]) * values[2] < 0:
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     if dtype is None:
         dtype = get_default_dtype() if any(isinstance(v, builtins.float) for v in values) else dt.int64
     start, end, step = values
@@ -91,7 +95,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
 
 def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     if steps < 0:
-        raise RuntimeError("linspace(): number of steps must be non-negative")
+        raise RuntimeError("number of steps must be non-negative")
     array = np.linspace(start, end, steps, dtype=np.float64)
     return _leaf(array.astype(_np_dtype(dtype)), device, requires_grad)
 

@@ -238,15 +238,22 @@ class _Tracer:
         return _Owner(None, t, grad, label + (".grad" if grad else ""))
 
     def restore(self):
-        """Put every tensor the body changed back as it was before the trace."""
-        for t, before, requires_grad, grad_fn, retains in self.writes.values():
-            t._set_node(before)
-            t._requires_grad, t._grad_fn, t._retains_grad = requires_grad, grad_fn, retains
-        for p, before in self.grad_writes.values():
-            p.grad = before
+        """Put every tensor the body changed back as it was before the trace. (Not through
+        `Tensor._set_node`: replacing a pending node there would compute the traced graph.)"""
         for t in list(_pending_leaves):     # nothing the trace left pending may ever be computed
             if id(t) not in self.pending_before and (id(t) in self.created or id(t) in self.writes):
                 _pending_leaves.discard(t)
+        targets = _tensor._grad_targets
+        for t, before, requires_grad, grad_fn, retains in self.writes.values():
+            now = _NODE_SLOT.__get__(t, type(t))
+            if targets.get(id(now)) is t:
+                del targets[id(now)]
+            _NODE_SLOT.__set__(t, before)
+            t._requires_grad, t._grad_fn, t._retains_grad = requires_grad, grad_fn, retains
+            if requires_grad and (grad_fn is None or retains):
+                targets[id(before)] = t
+        for p, before in self.grad_writes.values():
+            p.grad = before
 
 
 def _user_frame() -> str:
@@ -534,6 +541,9 @@ def _build_guards(fn, args, kwargs) -> tuple[_Guards, list]:
             guards.add(f"{label} state layout", lambda args, o=obj: _state_snapshot(o), _state_code(obj))
         elif _is_scheduler(obj):
             guards.add(f"{label} state", lambda args, s=obj: _scheduler_snapshot(s))
+    for label, (_, value, _) in variables.items():
+        if isinstance(value, Tensor):
+            found.append((label, value))
     return guards, found
 
 
@@ -582,6 +592,9 @@ def _grad_code(owners: list[_Owner]):
 def _tensor_labels(found) -> dict[int, str]:
     """Readable names of the parameters, buffers and optimizer state of the objects found."""
     labels: dict[int, str] = {}
+    for label, obj in found:
+        if isinstance(obj, Tensor):
+            labels.setdefault(id(obj), label)
     for label, obj in found:
         if _is_module(obj):
             named = list(getattr(obj, "named_parameters", lambda: [])())
@@ -632,6 +645,28 @@ class _Template:
         return obj
 
 
+def _template_expr(tree, results: list[int], env: dict) -> str:
+    """A Python expression rebuilding a result structure from the output nodes r<k>."""
+    if isinstance(tree, _Slot):
+        return f"_from(r{results[tree.index]})"
+    if type(tree) is list:
+        return "[" + ", ".join(_template_expr(x, results, env) for x in tree) + "]"
+    if type(tree) is tuple:
+        return "(" + "".join(_template_expr(x, results, env) + ", " for x in tree) + ")"
+    name = f"_c{len(env)}"
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        env[name] = type(tree)
+        return f"{name}(" + ", ".join(_template_expr(x, results, env) for x in tree) + ")"
+    if isinstance(tree, dict):
+        env[name] = type(tree)
+        keys = f"_c{len(env)}"
+        env[keys] = list(tree)
+        values = ", ".join(_template_expr(x, results, env) for x in tree.values())
+        return f"{name}(zip({keys}, ({values},)))"
+    env[name] = tree        # a static value returned as it was traced
+    return name
+
+
 class _Slot:
     __slots__ = ("index",)
 
@@ -662,6 +697,8 @@ class Specialization:
         self.notes = notes
         self.calls = 0
         self.timed = debug_level() >= 2
+        self.fast = self.run            # replaced by generated code after the first call
+        self.fast_source = None
         outs = program.outputs
         self._out_meta = [(n.shape, n.dtype, n.device) for n in outs]
 
@@ -709,10 +746,72 @@ class Specialization:
                 t.grad._set_node(nodes[k])
             else:       # "grad_none"
                 t.grad = None
-        self.calls += 1
         if self.template is None:
-            return None
-        return self.template.fill([Tensor._from_node(nodes[k]) for k in self.results])
+            result = None
+        else:
+            result = self.template.fill([Tensor._from_node(nodes[k]) for k in self.results])
+        if self.fast_source is None and not self.program.first_call and self._fast_ok():
+            self.fast = self._generate_fast()
+        return result
+
+    # -- the generated replay ------------------------------------------------------------------------
+    def _fast_ok(self) -> bool:
+        return not (self.timed or self.program._f16_in or self.program._f16_out or self.program.driver is None
+                    or any(flags is not None for _, _, _, flags in self.installs))
+
+    def _generate_fast(self) -> Callable:
+        """`run` as straight-line Python for this specialization: every check, call and install
+        written out, objects as globals. Anything unusual goes back to `run`."""
+        env: dict[str, Any] = {"_slow": self.run, "_Node": _new_node, "_BUF": _BUFFER, "_ids": _buffer_ids,
+                               "_gtd": _tensor._grad_targets.data, "_gt_remove": _tensor._grad_targets._remove,
+                               "_KeyedRef": weakref.KeyedRef, "_from": Tensor._from_node,
+                               "_driver": self.program.driver}
+        lines = ["def fast(args):"]
+
+        def obj(owner: _Owner, name: str) -> str:
+            if owner.arg is not None:
+                return f"args[{owner.arg}]"
+            env[name] = owner.obj
+            return name
+
+        for k, (owner, shape, dtype) in enumerate(self.binds):
+            lines.append(f"    t = {obj(owner, f'_b{k}')}{'.grad' if owner.grad else ''}")
+            if owner.grad:
+                lines.append("    if t is None: return _slow(args)")
+            env[f"_s{k}"], env[f"_d{k}"] = shape, dtype
+            lines += [f"    n = t._node", f"    a{k} = n.realized",
+                      f"    if a{k} is None or n.shape != _s{k} or n.dtype is not _d{k}: return _slow(args)"]
+        consts = []
+        for k, array in enumerate(self.program.constants):
+            env[f"_k{k}"] = array
+            consts.append(f"_k{k}")
+        lines.append(f"    o = _driver({', '.join([f'a{k}' for k in range(len(self.binds))] + consts)})")
+        for k, (shape, dtype, device) in enumerate(self._out_meta):
+            env[f"_os{k}"], env[f"_od{k}"], env[f"_dev{k}"] = shape, dtype, device
+            lines += [f"    r{k} = _Node(_BUF, (), _os{k}, _od{k}, next(_ids), _dev{k})",
+                      f"    r{k}.realized = o[{k}]"]
+        for j, (kind, owner, k, _) in enumerate(self.installs):
+            target = obj(owner, f"_i{j}")
+            if kind == "grad_new":
+                lines.append(f"    {target}.grad = _from(r{k})")
+            elif kind == "grad_none":
+                lines.append(f"    {target}.grad = None")
+            else:
+                lines.append(f"    t = {target}{'.grad' if kind == 'grad_inplace' else ''}")
+                # what Tensor._set_node does for a realized node, on the weak dictionary's own dict
+                lines += ["    ref = _gtd.get(id(t._node))",
+                          "    if ref is not None and ref() is t: del _gtd[id(t._node)]",
+                          f"    t._node = r{k}",
+                          "    if t._requires_grad and (t._grad_fn is None or t._retains_grad): "
+                          f"_gtd[id(r{k})] = _KeyedRef(t, _gt_remove, id(r{k}))"]
+        if self.template is None:
+            lines.append("    return None")
+        else:
+            lines.append(f"    return {_template_expr(self.template.tree, self.results, env)}")
+        source = "\n".join(lines) + "\n"
+        exec(compile(source, f"<lazytorch.jit replay of {self.name}>", "exec"), env)
+        self.fast_source = source
+        return env["fast"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -772,7 +871,7 @@ class JitFunction:
         for spec in self._cache.get(key, ()):
             if spec.guards.check(tensors):
                 try:
-                    return spec.run(tensors)
+                    return spec.fast(tensors)
                 except _Retrace as e:
                     reason = str(e)
                     break
@@ -861,30 +960,32 @@ class JitFunction:
             outputs.append(node)
             return len(outputs) - 1
 
-        # tensors that existed before and now hold another node
-        for t, before, requires_grad, grad_fn, retains in tracer.writes.values():
-            node = _NODE_SLOT.__get__(t, type(t))
-            if node is before:
-                continue
-            flags = (t._requires_grad, t._grad_fn, t._retains_grad)
-            flags = None if flags == (requires_grad, grad_fn, retains) else flags
-            p = tracer.grad_owner.get(id(t))
-            if p is not None and _GRAD_SLOT.__get__(p, type(p)) is t:
-                installs.append(("grad_inplace", tracer.owner(p, False, labels), output(node), None))
-            else:
-                installs.append(("node", tracer.owner(t, False, labels), output(node), flags))
-        # gradients assigned (a new tensor, or None)
-        for p, before in tracer.grad_writes.values():
-            g = _GRAD_SLOT.__get__(p, type(p))
-            owner = tracer.owner(p, False, labels)
-            if g is None:
-                if before is not None:
-                    installs.append(("grad_none", owner, None, None))
-            elif g is before:
-                continue
-            else:
-                handled.add(id(g))
-                installs.append(("grad_new", owner, output(_NODE_SLOT.__get__(g, type(g))), None))
+        # tensors that existed before and now hold another node or another .grad, in the order
+        # the body first touched them (so equal graphs traced twice give equal programs)
+        for key_id, t in tracer.touched.items():
+            write = tracer.writes.get(key_id)
+            if write is not None:
+                _, before, requires_grad, grad_fn, retains = write
+                node = _NODE_SLOT.__get__(t, type(t))
+                if node is not before:
+                    flags = (t._requires_grad, t._grad_fn, t._retains_grad)
+                    flags = None if flags == (requires_grad, grad_fn, retains) else flags
+                    p = tracer.grad_owner.get(key_id)
+                    if p is not None and _GRAD_SLOT.__get__(p, type(p)) is t:
+                        installs.append(("grad_inplace", tracer.owner(p, False, labels), output(node), None))
+                    else:
+                        installs.append(("node", tracer.owner(t, False, labels), output(node), flags))
+            grad_write = tracer.grad_writes.get(key_id)
+            if grad_write is not None:       # a gradient assigned (a new tensor, or None)
+                before = grad_write[1]
+                g = _GRAD_SLOT.__get__(t, type(t))
+                owner = tracer.owner(t, False, labels)
+                if g is None:
+                    if before is not None:
+                        installs.append(("grad_none", owner, None, None))
+                elif g is not before:
+                    handled.add(id(g))
+                    installs.append(("grad_new", owner, output(_NODE_SLOT.__get__(g, type(g))), None))
         # returned tensors
         result_outputs: list[int] = []
         result_ids: dict[int, int] = {}

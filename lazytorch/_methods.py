@@ -76,7 +76,15 @@ Tensor.__ne__ = _binary_operator(_ops.ne)
 Tensor.__neg__ = _ops.neg
 Tensor.__pos__ = lambda self: self
 Tensor.__abs__ = _ops.abs
-Tensor.__invert__ = lambda self: _ops.logical_not(self) if self.dtype is dt.bool_ else _ops.bitwise_not(self)
+
+
+def _invert(self):
+    if self.dtype.is_floating_point:
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
+    return _ops.logical_not(self) if self.dtype is dt.bool_ else _ops.bitwise_not(self)
+
+
+Tensor.__invert__ = _invert
 
 
 def _scalar_first(fn):

@@ -27,6 +27,9 @@ def _shape_args(args) -> tuple:
 
 def _infer_shape(shape, numel: int) -> tuple[int, ...]:
     shape = list(shape)
+    for i, n in enumerate(shape):
+        if n < -1:
+            raise RuntimeError(f"invalid shape dimension {n} at index {i} of shape {shape}")
     if shape.count(-1) > 1:
         raise RuntimeError("only one dimension can be inferred")
     known = math.prod(n for n in shape if n != -1)
@@ -73,6 +76,11 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1):
 
 def unflatten(input, dim: int, sizes):
     d = _normalize_dim(dim, input.dim())
+    sizes = tuple(sizes)
+    known = math.prod(n for n in sizes if n != -1)
+    if (-1 not in sizes and known != input.shape[d]) or (-1 in sizes and (known == 0 or input.shape[d] % known)):
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
+                           f"({input.shape[d]}) in the input tensor")
     sizes = _infer_shape(sizes, input.shape[d])
     return reshape(input, input.shape[:d] + sizes + input.shape[d + 1:])
 
@@ -83,6 +91,8 @@ def permute(input, *dims):
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the length "
                            f"of the desired ordering of dimensions i.e. input.dim() = {input.dim()} is not equal to "
                            f"len(dims) = {len(dims)}")
+    if len({_normalize_dim(d, input.dim()) for d in dims}) != len(dims):
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
     dims = _normalize_dims(dims, input.dim())
     return _view_result(input, ir.permute(input._node, dims), "permute")
 
@@ -176,8 +186,8 @@ def contiguous(input, memory_format=None):
     return input
 
 
-def flip(input, dims):
-    dims = _normalize_dims(dims, input.dim())
+def flip(input, *dims):
+    dims = _normalize_dims(dims[0] if len(dims) == 1 else dims, input.dim())     # flip(x, (0, 1)) or x.flip(0, 1)
     return _view_result(input, ir.flip(input._node, dims), "flip")
 
 
@@ -226,7 +236,8 @@ def select(input, dim: int, index: int):
     d = _normalize_dim(dim, input.dim())
     n = input.shape[d]
     if not -n <= index < n:
-        raise IndexError(f"index {index} is out of bounds for dimension {d} with size {n}")
+        raise IndexError(f"select(): index {index} out of range for tensor of size {list(input.shape)} at "
+                         f"dimension {d}")
     return squeeze(narrow(input, d, index % n, 1), d)
 
 
@@ -292,6 +303,10 @@ def split(input, split_size_or_sections, dim: int = 0):
     n = input.shape[d]
     if isinstance(split_size_or_sections, builtins.int):
         size = split_size_or_sections
+        if size < 0:
+            raise RuntimeError(f"split expects split_size be non-negative, but got split_size={size}")
+        if size == 0 and n:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}")
         sizes = [builtins.min(size, n - s) for s in range(0, n, size)] if size else [0]
     else:
         sizes = list(split_size_or_sections)
@@ -306,6 +321,8 @@ def split(input, split_size_or_sections, dim: int = 0):
 
 
 def chunk(input, chunks: int, dim: int = 0):
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
     d = _normalize_dim(dim, input.dim())
     size = -(-input.shape[d] // chunks)
     return split(input, size, d)
@@ -337,8 +354,8 @@ def _triangle(input, diagonal, lower):
 def masked_fill(input, mask, value):
     if not isinstance(mask, Tensor) or mask.dtype is not dt.bool_:
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
-                           f"{_dtype_label(mask.dtype) if isinstance(mask, Tensor) else type(mask).__name__}")
-    broadcast_shapes(input.shape, mask.shape)
+                           f"{_CPP_TYPE_NAMES[mask.dtype.name] if isinstance(mask, Tensor) else type(mask).__name__}")
+    broadcast_shapes(mask.shape, input.shape)
     if isinstance(value, Tensor):
         if value.dim() != 0:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
@@ -346,21 +363,27 @@ def masked_fill(input, mask, value):
         value = _ops._to(value, input.dtype)
     else:
         value = input.dtype.np_dtype.type(value).item()
-    result = _ops.where(mask, value, input)
-    return _ops._to(expand(result, input.shape) if result.shape != input.shape else result, input.dtype)
+    # out of place, input and mask broadcast together (masked_fill_ then rejects a bigger result)
+    return _ops._to(_ops.where(mask, value, input), input.dtype)
+
+
+# the C++ names torch's masked_fill error uses for a mask's dtype
+_CPP_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
+                   "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char"}
 
 
 def gather(input, dim: int, index, *, sparse_grad=False):
     d = _normalize_dim(dim, input.dim())
-    if index.dtype is not dt.int64:
-        raise RuntimeError("gather(): Expected dtype int64 for index")
+    if index.dtype not in (dt.int64, dt.int32):
+        raise RuntimeError("gather(): Expected dtype int32/int64 for index")
+    index = _ops._to(index, dt.int64)
     if index.dim() != input.dim():
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     for axis in range(input.dim()):
         if axis != d and index.shape[axis] > input.shape[axis]:
             raise RuntimeError(f"Size does not match at dimension {axis} expected index {list(index.shape)} to be "
                                f"smaller than self {list(input.shape)} apart from dimension {d}")
-    _check_index_range(index, input.shape[d], d, allow_negative=False)
+    _check_index_range(index, input.shape[d], d, allow_negative=False, error=RuntimeError)
     source = input._node
     if index.shape != input.shape:
         ranges = [(0, index.shape[a], 1) if a != d else (0, input.shape[a], 1) for a in range(input.dim())]
@@ -368,15 +391,20 @@ def gather(input, dim: int, index, *, sparse_grad=False):
     return input._result(ir.gather(source, index._node, d), [input], "gather")
 
 
-def _check_index_range(index: Tensor, size: int, dim: int, allow_negative: bool):
+def _check_index_range(index: Tensor, size: int, dim: int, allow_negative: bool, error=IndexError,
+                       message: Optional[str] = None):
     """Out-of-range indices raise at the call when the index values are known (realized)."""
-    values = index._node.realized
+    node = index._node
+    while node.realized is None and node.op in (Op.RESHAPE, Op.PERMUTE, Op.FLIP, Op.EXPAND):
+        node = node.inputs[0]            # a view that keeps the set of values: check those
+    values = node.realized
     if values is None or values.size == 0:
         return
     low, high = values.min(), values.max()
     if high >= size or low < (-size if allow_negative else 0):
         bad = high if high >= size else low
-        raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {size}")
+        raise error((message or "index {bad} is out of bounds for dimension {dim} with size {size}").format(
+            bad=bad, dim=dim, size=size))
 
 
 def index_select(input, dim: int, index):
@@ -384,16 +412,15 @@ def index_select(input, dim: int, index):
     if index.dim() > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     if index.dtype not in (dt.int64, dt.int32):
-        raise RuntimeError("index_select(): Expected dtype int32/int64 for index")
-    return _take_along(input, d, _ops._to(index.reshape(-1), dt.int64), check=True)
+        raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
+    _check_index_range(index, input.shape[d], d, allow_negative=False, message="index out of range in self")
+    return _take_along(input, d, _ops._to(index.reshape(-1), dt.int64))
 
 
-def _take_along(input: Tensor, d: int, index: Tensor, check: bool) -> Tensor:
+def _take_along(input: Tensor, d: int, index: Tensor) -> Tensor:
     """input with axis d replaced by the positions `index` (any shape): result shape
     input.shape[:d] + index.shape + input.shape[d+1:]."""
     n = input.shape[d]
-    if check:
-        _check_index_range(index, n, d, allow_negative=True)
     flat_index = index.reshape(-1)
     # negative indices count from the end, as in Python
     flat_index = _ops.where(_ops.lt(flat_index, 0), _ops.add(flat_index, n), flat_index) \
@@ -407,7 +434,9 @@ def _take_along(input: Tensor, d: int, index: Tensor, check: bool) -> Tensor:
 
 
 def take(input, index):
-    return _take_along(input.reshape(-1), 0, index, check=True)
+    _check_index_range(index, input.numel(), 0, allow_negative=True,
+                       message="out of range: tried to access index {bad} on a tensor of {size} elements.")
+    return _take_along(input.reshape(-1), 0, index)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,7 +493,9 @@ def getitem(input: Tensor, index):
             dim += 1
         elif isinstance(it, builtins.slice):
             n = input.shape[dim]
-            if it.step is not None and builtins.int(it.step) <= 0:
+            if it.step is not None and builtins.int(it.step) == 0:
+                raise ValueError("slice step cannot be zero")
+            if it.step is not None and builtins.int(it.step) < 0:
                 raise ValueError("step must be greater than zero")
             start, stop, step = it.indices(n)
             stop = builtins.max(stop, start)
@@ -516,8 +547,9 @@ def _advanced_index(x: Tensor, adv) -> Tensor:
     axes = [i for i, _ in adv]
     indices = [p for _, p in adv]
     index_shape = broadcast_shapes(*(p.shape for p in indices))
-    for axis, p in adv:
-        _check_index_range(p, x.shape[axis], axis, allow_negative=True)
+    for k, (axis, p) in enumerate(adv):
+        # torch names the index's position among the indexed dims, not the tensor's dim
+        _check_index_range(p, x.shape[axis], k, allow_negative=True)
     adjacent = axes == list(range(axes[0], axes[0] + len(axes)))
     # move the indexed axes together (to the front when they are not adjacent, as numpy/torch do)
     first = axes[0] if adjacent else 0
@@ -535,7 +567,7 @@ def _advanced_index(x: Tensor, adv) -> Tensor:
         term = _ops.mul(p, stride) if stride != 1 else p
         linear = term if linear is None else _ops.add(linear, term)
     merged = reshape(x, x.shape[:first] + (math.prod(sizes),) + x.shape[first + len(axes):])
-    return _take_along(merged, first, linear, check=False)
+    return _take_along(merged, first, linear)
 
 
 def setitem(input: Tensor, index, value) -> None:
@@ -566,7 +598,7 @@ def setitem(input: Tensor, index, value) -> None:
     index = tuple(it._value() if isinstance(it, Tensor) else it for it in items)
     marker = _index_map(input.shape, index)
     value_full = expand(value_t, region.shape) if value_t.shape != region.shape else value_t
-    placed = _take_along(value_full.reshape(-1), 0, tensor(np.where(marker >= 0, marker, 0)), check=False)
+    placed = _take_along(value_full.reshape(-1), 0, tensor(np.where(marker >= 0, marker, 0)))
     input._assign(_ops.where(tensor(marker >= 0), placed, input), "copy_slices")
 
 

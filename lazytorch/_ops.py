@@ -186,7 +186,7 @@ def _bitwise(op: Op, name: str):
     def bitwise(input, other):
         dtype = result_type(input, other)
         if dtype.is_floating_point:
-            raise RuntimeError(f"\"{name}_cpu\" not implemented for '{_dtype_label(dtype)}'")
+            raise NotImplementedError(f"\"{name}_cpu\" not implemented for '{_dtype_label(dtype)}'")
         return _elementwise(op, name, input, other)
     bitwise.__name__ = name
     return bitwise
@@ -199,7 +199,7 @@ bitwise_xor = _bitwise(Op.XOR, "bitwise_xor")
 
 def bitwise_not(input):
     if input.dtype.is_floating_point:
-        raise RuntimeError(f"\"bitwise_not_cpu\" not implemented for '{_dtype_label(input.dtype)}'")
+        raise NotImplementedError(f"\"bitwise_not_cpu\" not implemented for '{_dtype_label(input.dtype)}'")
     return _elementwise(Op.NOT, "bitwise_not", input)
 
 
@@ -532,7 +532,8 @@ def _arg_extremum(op: Op, name: str):
     def fn(input, dim=None, keepdim: bool = False):
         if dim is None:
             flat = input.reshape(-1)
-            _check_nonempty(flat, (0,), name)
+            if flat.numel() == 0:
+                raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
             result = Tensor._from_node(ir.reshape(ir.reduce(op, flat._node, (0,)), ()))
             return result.reshape((1,) * input.dim()) if keepdim else result
         d = _normalize_dim(dim, input.dim())
@@ -651,7 +652,7 @@ def matmul(input, other):
         return _matmul_nodes(a, b.reshape(-1, 1), a, b).reshape(-1)
     if a.dim() == 1 and b.dim() == 2:
         if a.shape[0] != b.shape[0]:
-            raise RuntimeError(f"size mismatch, got input ({b.shape[1]}), mat ({b.shape[1]}x{b.shape[0]}), vec ({a.shape[0]})")
+            raise _mm_error(a.reshape(1, -1), b)
         return _matmul_nodes(a.reshape(1, -1), b, a, b).reshape(-1)
     if a.dim() == 2 and b.dim() == 2:
         if a.shape[1] != b.shape[0]:
@@ -701,6 +702,9 @@ def bmm(input, mat2):
 def dot(input, other):
     if input.dim() != 1 or other.dim() != 1:
         raise RuntimeError(f"1D tensors expected, but got {input.dim()}D and {other.dim()}D tensors")
+    if input.dtype is not other.dtype:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found {_dtype_label(input.dtype)} "
+                           f"and {_dtype_label(other.dtype)}")
     return matmul(input, other)
 
 

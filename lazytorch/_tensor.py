@@ -206,17 +206,22 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value: bool):
-        if not self.is_leaf:
+        if not self.is_leaf and not (value and self._requires_grad):
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to use "
                                "a computed variable in a subgraph that doesn't require differentiation use "
                                "var_no_grad = var.detach().")
         if value and not (self.dtype.is_floating_point):
-            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
-        if value and not self._requires_grad:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if value and not self._requires_grad:      # (a non-leaf requires grad already)
             # a leaf has no history, and hash-consing shares nodes (x.detach() is x's node when x
-            # needs no grad): a tensor that starts requiring grad gets a node of its own
+            # needs no grad, two clones are one node): a tensor that starts requiring grad gets a
+            # node of its own - a new buffer, or times a one held in a buffer (never shared)
             node = self._node
-            self._node = ir.buffer(node.realized) if node.realized is not None else ir.unary(Op.DETACH, node)
+            if node.realized is not None:
+                self._node = ir.buffer(node.realized)
+            else:
+                one = ir.reshape(ir.buffer(np.ones((), node.dtype.np_dtype)), (1,) * len(node.shape))
+                self._node = ir.unary(Op.DETACH, ir.binary(Op.MUL, node, ir.expand(one, node.shape)))
         self._requires_grad = bool(value)
         if value:
             _grad_targets[id(self._node)] = self
@@ -241,7 +246,7 @@ class Tensor:
         if self.is_leaf:
             return                      # leaves get their .grad anyway (torch: retains_grad stays False)
         self._retains_grad = True
-        while _grad_targets.get(id(self._node)) not in (None, self):
+        while _grad_targets.get(id(self._node), self) is not self:
             # the node is another tensor's too (a no-op view such as x[:]): give this one its own
             self._node = ir.binary(Op.MUL, self._node, ir.const(1, self.dtype, self._node.shape, self._node.device))
         _grad_targets[id(self._node)] = self
@@ -272,7 +277,8 @@ class Tensor:
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None) -> None:
         """Compute the gradient of this tensor w.r.t. graph leaves; accumulates into `.grad`."""
         from lazytorch.autograd import backward
-        backward([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs)
+        backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
+                 create_graph=create_graph, inputs=inputs)
 
     # -- metadata: never computes anything -----------------------------------------------------
     @property
@@ -352,10 +358,15 @@ class Tensor:
         return self._value().tolist()
 
     def __float__(self):
-        return builtins.float(self.item())
+        return builtins.float(self._scalar())
 
     def __int__(self):
-        return builtins.int(self.item())
+        return builtins.int(self._scalar())
+
+    def _scalar(self):
+        if self.numel() != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return self.item()
 
     def __index__(self):
         if self.dtype.is_floating_point or self.numel() != 1:
@@ -478,10 +489,17 @@ def tensor(data, dtype: Optional[dt.DType] = None, device=None, requires_grad: b
         array = _infer_array(data, dtype.np_dtype if dtype is not None and dtype.is_floating_point else None)
     if dtype is not None:
         array = array.astype(dtype.np_dtype)
+    check_factory_requires_grad(array.dtype, requires_grad)
     result = Tensor._from_node(ir.buffer(np.array(array, copy=True), _device_name(device)))
     if requires_grad:
         result.requires_grad_(True)
     return result
+
+
+def check_factory_requires_grad(np_dtype, requires_grad: bool) -> None:
+    """Factories (`tensor`, `zeros`, ...) word this check as torch's factories do."""
+    if requires_grad and not dt.from_numpy(np_dtype).is_floating_point:
+        raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
 
 
 def _device_name(dev) -> str:
@@ -491,9 +509,9 @@ def _device_name(dev) -> str:
 def _infer_array(data, float_dtype=None) -> np.ndarray:
     # floats are read at the requested precision (tensor([0.1], dtype=float64) keeps all digits)
     float_dtype = get_default_dtype().np_dtype if float_dtype is None else float_dtype
-    if isinstance(data, np.ndarray):
+    if isinstance(data, (np.ndarray, np.generic)):      # numpy scalars keep their dtype, as in torch
         dt.from_numpy(data.dtype)
-        return data
+        return np.asarray(data)
     if isinstance(data, (builtins.bool, np.bool_)):
         return np.array(data, np.bool_)
     if isinstance(data, (builtins.int, np.integer)):
@@ -507,6 +525,9 @@ def _infer_array(data, float_dtype=None) -> np.ndarray:
             flat = _flatten_scalars(data)
         if not flat:
             return np.array(data, float_dtype)
+        for x in flat:
+            if not isinstance(x, Number):
+                _infer_array(x)          # raises torch's error for the element's type
         if any(isinstance(x, (builtins.float, np.floating)) for x in flat):
             kind = float_dtype
         elif all(isinstance(x, (builtins.bool, np.bool_)) for x in flat):
@@ -518,7 +539,9 @@ def _infer_array(data, float_dtype=None) -> np.ndarray:
         except ValueError:
             raise ValueError(f"expected sequence of length {len(data[0]) if isinstance(data[0], (list, tuple)) else 1} "
                              f"at dim 1 (got {len(data[-1]) if isinstance(data[-1], (list, tuple)) else 1})") from None
-    raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    raise RuntimeError(f"Could not infer dtype of {type(data).__name__}")
 
 
 def _flatten_scalars(data) -> list:

@@ -2,8 +2,8 @@
 `jacrev` and `hessian`.
 
 A transform calls the function on *stand-ins* for the differentiated arguments: each is the
-argument times one, a node of its own, so the function's uses of it are told apart from every other
-use of the same tensor (a closure over it, or the same tensor passed twice). While the function runs,
+argument times a one held in a buffer of its own, so the function's uses of it are told apart from
+every other use of the same tensor (a closure over it, or the same tensor passed twice). While the function runs,
 the stand-ins count as requiring grad (`autograd._engine._transform_inputs`) and gradients are built
 with `create_graph=True`: they are IR that an enclosing transform - or `backward()`, when the
 arguments require grad - differentiates again, so `grad(grad(f))` is the second derivative.
@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import functools
 from typing import Callable
+
+import numpy as np
 
 from compiler.ir import node as ir
 from compiler.ir.ops import Op
@@ -51,18 +53,15 @@ def _tree_unflatten(values: list, like):
 # ---------------------------------------------------------------------------------------------
 # stand-ins and the scope in which they require grad
 
-def _stand_in(x, taken: set[int]) -> Tensor:
+def _stand_in(x) -> Tensor:
     if not isinstance(x, Tensor):
         raise RuntimeError(f"expected the differentiated arguments to be Tensors, got {type(x).__name__}")
     if not x.dtype.is_floating_point:
         raise RuntimeError("only Tensors of floating point dtype can require gradients")
+    # times a one held in a buffer of its own: buffers are never shared, so neither is the product
     node = x._node
-    while True:
-        node = ir.binary(Op.MUL, node, ir.const(1, x.dtype, node.shape, node.device))
-        if id(node) not in taken and id(node) not in _engine._transform_inputs:
-            break
-    taken.add(id(node))
-    return Tensor._from_node(node, True, "MulBackward0")
+    one = ir.reshape(ir.buffer(np.ones((), x.dtype.np_dtype), node.device), (1,) * len(node.shape))
+    return Tensor._from_node(ir.binary(Op.MUL, node, ir.expand(one, node.shape)), True, "MulBackward0")
 
 
 @contextlib.contextmanager
@@ -130,9 +129,9 @@ def grad_and_value(func: Callable, argnums=0, has_aux: bool = False) -> Callable
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         positions = _positions(argnums, len(args), "grad_and_value")
-        args, taken = list(args), set()
+        args = list(args)
         for p in positions:
-            args[p] = _tree_map(lambda x: _stand_in(x, taken), args[p])
+            args[p] = _tree_map(_stand_in, args[p])
         trees = [args[p] for p in positions]
         stand_ins = _tree_leaves(trees)
         with _differentiating(stand_ins):
@@ -169,8 +168,7 @@ def grad(func: Callable, argnums=0, has_aux: bool = False) -> Callable:
 def vjp(func: Callable, *primals, has_aux: bool = False):
     """torch.func.vjp: (func(*primals), vjp_fn[, aux]); `vjp_fn(cotangents)` returns one gradient per
     primal for cotangents shaped like the output (a tensor or a pytree of them)."""
-    taken: set[int] = set()
-    stand = [_tree_map(lambda x: _stand_in(x, taken), p) for p in primals]
+    stand = [_tree_map(_stand_in, p) for p in primals]
     stand_ins = _tree_leaves(stand)
     with _differentiating(stand_ins):
         output, aux = _split_aux(func(*stand), has_aux, "vjp")
@@ -196,9 +194,9 @@ def jacrev(func: Callable, argnums=0, *, has_aux: bool = False) -> Callable:
     def wrapper(*args, **kwargs):
         from lazytorch._movement import stack
         positions = _positions(argnums, len(args), "jacrev")
-        args, taken = list(args), set()
+        args = list(args)
         for p in positions:
-            args[p] = _tree_map(lambda x: _stand_in(x, taken), args[p])
+            args[p] = _tree_map(_stand_in, args[p])
         trees = [args[p] for p in positions]
         stand_ins = _tree_leaves(trees)
         with _differentiating(stand_ins):
@@ -207,8 +205,9 @@ def jacrev(func: Callable, argnums=0, *, has_aux: bool = False) -> Callable:
             for o in _tree_leaves(output):
                 rows = []
                 for e in range(o.numel()):
-                    unit = Tensor._from_node(ir.pad(ir.const(1, o.dtype, (1,), o._node.device),
-                                                    ((e, o.numel() - e - 1),))).reshape(o.shape)
+                    unit = np.zeros(o.shape, o.dtype.np_dtype)
+                    unit.reshape(-1)[e] = 1
+                    unit = Tensor._from_node(ir.buffer(unit, o._node.device))
                     rows.append(_vjp_leaves([o], [unit], stand_ins))
                 per_output.append([stack([row[j] for row in rows]).reshape(tuple(o.shape) + tuple(x.shape))
                                    if rows else _zeros_like(x).reshape(tuple(o.shape) + tuple(x.shape))

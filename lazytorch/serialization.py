@@ -89,7 +89,6 @@ class _Encoder:
         self.arrays: list[tuple[str, Any]] = []      # (entry name, Tensor or ndarray)
         self.tensors: list[Tensor] = []
         self._by_id: dict[int, dict] = {}            # a repeated object is written once
-        self._keep: list = []                        # keeps ids unique while encoding
 
     def encode(self, obj) -> Any:
         if obj is None or isinstance(obj, (bool, int, str)):
@@ -132,7 +131,6 @@ class _Encoder:
             self.tensors.append(obj)
         self.arrays.append((name, obj))
         self._by_id[id(obj)] = entry
-        self._keep.append(obj)
         return entry
 
 

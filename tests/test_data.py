@@ -85,6 +85,8 @@ def test_default_collate_direct_and_errors():
     _same(default_collate([lt.ones(2), lt.zeros(2) + 1]), tdata.default_collate([torch.ones(2), torch.zeros(2) + 1]))
     with pytest.raises(RuntimeError, match="equal size"):
         default_collate([[1, 2], [3]])
+    with pytest.raises(RuntimeError, match=r"stack expects each tensor to be equal size, but got \[2\] at entry 0"):
+        default_collate([lt.ones(2), lt.ones(3)])
     with pytest.raises(TypeError, match="default_collate: batch must contain"):
         default_collate([object(), object()])
     with pytest.raises(TypeError, match="default_collate: batch must contain"):

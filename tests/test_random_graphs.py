@@ -18,6 +18,7 @@ small; `derandomize=True` makes CI run the same examples every time.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -27,13 +28,15 @@ from scipy import special
 
 import lazytorch as lt
 
-EXAMPLES = int(__import__("os").environ.get("RG_EXAMPLES", 200))
-MAX_OPS = 6
-LIMIT = 1e4             # any value beyond this makes the op fall back to tanh (floats)
+# CI runs the same 200 examples every time; LAZYTORCH_RANDOM_GRAPHS=5000 hunts with fresh ones
+EXAMPLES = int(os.environ.get("LAZYTORCH_RANDOM_GRAPHS", 200))
+DERANDOMIZE = "LAZYTORCH_RANDOM_GRAPHS" not in os.environ
+MAX_OPS = 8
+LIMIT = 1e3             # any value beyond this makes the op fall back to tanh (floats)
 INT_LIMIT = 1 << 20     # integers stay far from int32 overflow
 TOL = {"float32": 2e-4, "float64": 1e-9}
 
-DTYPES = ["float32"] * 4 + ["float64"] * 3 + ["int32", "int64"]
+DTYPES = ["float32", "float64", "int64", "float32", "float64", "int32", "float32", "float64"]
 
 
 class Value:
@@ -41,6 +44,7 @@ class Value:
 
     def __init__(self, name: str, lazy, ref: np.ndarray, dtype: str):
         self.name, self.lazy, self.ref, self.dtype = name, lazy, ref, dtype
+        self.scale = 1.0    # largest magnitude this value was computed from: the absolute tolerance
 
     @property
     def shape(self):
@@ -70,7 +74,6 @@ class Program:
         self.rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
         self.values: list[Value] = []
         self.lines: list[str] = []
-        self.scale = 1.0      # the largest magnitude seen: absolute tolerance is relative to it
 
     # -- helpers -------------------------------------------------------------------------------
     def draw(self, strategy, label=None):
@@ -79,17 +82,19 @@ class Program:
     def choice(self, items, label=None):
         return self.draw(st.sampled_from(items), label=label)
 
-    def add(self, text: str, lazy, ref, dtype: str | None = None) -> Value:
+    def add(self, text: str, lazy, ref, dtype: str | None = None, inputs=()) -> Value:
         dtype = dtype or self.dtype
         ref = np.asarray(ref, dtype=_np_dtype(dtype))
         assert tuple(lazy.shape) == ref.shape, f"{text}: lazy shape {tuple(lazy.shape)} != numpy {ref.shape}"
         value = Value(f"v{len(self.values)}", lazy, ref, dtype)
         finite = ref[np.isfinite(ref)] if value.is_float else ref
-        if finite.size:
-            self.scale = max(self.scale, float(np.abs(finite).max()))
+        value.scale = max([1.0] + [v.scale for v in inputs] + [float(np.abs(finite).max())] * bool(finite.size))
         self.values.append(value)
         self.lines.append(f"{value.name} = {text}    # {dtype}{list(ref.shape)}")
         return value
+
+    def view(self, x: Value, text: str, lazy, ref) -> Value:
+        return self.add(text, lazy, ref, x.dtype, (x,))
 
     def shape(self, ndim=None) -> tuple[int, ...]:
         ndim = ndim or self.draw(st.integers(1, 4), label="ndim")
@@ -102,12 +107,16 @@ class Program:
                 array.flat[self.rng.integers(array.size)] = np.nan
         else:
             array = self.rng.integers(-6, 7, shape)
-        array = array.astype(self.dtype)
+        array = np.asarray(array).astype(self.dtype)
         return self.add(f"input{list(shape)}", lt.from_numpy(array.copy()), array)
 
     def pick(self) -> Value:
-        """An operand of the program's dtype (an int64 sum or argmax result is only an output)."""
-        return self.choice([v for v in self.values if v.dtype == self.dtype], label="operand")
+        """An operand of the program's dtype with at least one axis (an int64 sum or argmax result,
+        or a 0-d one, is only an output or a broadcast partner)."""
+        candidates = [v for v in self.values if v.dtype == self.dtype and v.ndim]
+        if self.draw(st.booleans(), label="latest?"):       # deep chains as often as wide graphs
+            return candidates[-1]
+        return self.choice(candidates, label="operand")
 
     def in_range(self, ref) -> bool:
         finite = ref[np.isfinite(ref)] if self.float else ref
@@ -139,35 +148,36 @@ class Program:
 
     # -- the step: one random operation ------------------------------------------------------
     def step(self) -> None:
-        kinds = ["unary", "binary", "scalar", "view", "view", "reduce", "row", "cat"]
+        # hypothesis favours the first entries of a list: views and reductions come first
+        kinds = ["view", "reduce", "binary", "row", "unary", "view", "cat", "scalar"]
         kind = self.choice(kinds if self.float else [k for k in kinds if k != "row"], label="kind")
         getattr(self, f"op_{kind}")()
 
     def fallback(self, x: Value, text: str):
         """When an op would leave the safe range: tanh (floats) or negation (ints) instead."""
         if self.float:
-            return self.add(f"tanh({x.name})  # instead of {text}", x.lazy.tanh(), np.tanh(x.ref))
-        return self.add(f"-{x.name}  # instead of {text}", -x.lazy, -x.ref)
+            return self.add(f"tanh({x.name})  # instead of {text}", x.lazy.tanh(), np.tanh(x.ref), inputs=(x,))
+        return self.add(f"-{x.name}  # instead of {text}", -x.lazy, -x.ref, inputs=(x,))
 
-    def checked(self, x: Value, text: str, lazy_fn, ref_fn, dtype=None):
+    def checked(self, x: Value, text: str, lazy_fn, ref_fn, dtype=None, inputs=None):
         with np.errstate(all="ignore"):
             ref = ref_fn()
         if not self.in_range(ref):
             return self.fallback(x, text)
-        return self.add(text, lazy_fn(), ref, dtype)
+        return self.add(text, lazy_fn(), ref, dtype, inputs or (x,))
 
     def op_unary(self):
         x = self.pick()
         if self.float:
             ops = {
+                "sigmoid": (lambda t: t.sigmoid(), lambda a: 1 / (1 + np.exp(-a))),
+                "exp": (lambda t: t.exp(), np.exp),
                 "neg": (lambda t: -t, np.negative),
                 "abs": (lambda t: t.abs(), np.abs),
-                "exp": (lambda t: t.exp(), np.exp),
                 "log(|x|+0.5)": (lambda t: (t.abs() + 0.5).log(), lambda a: np.log(np.abs(a) + 0.5)),
                 "sin": (lambda t: t.sin(), np.sin),
                 "cos": (lambda t: t.cos(), np.cos),
                 "tanh": (lambda t: t.tanh(), np.tanh),
-                "sigmoid": (lambda t: t.sigmoid(), lambda a: 1 / (1 + np.exp(-a))),
                 "erf": (lambda t: t.erf(), special.erf),
                 "sqrt(|x|+0.25)": (lambda t: (t.abs() + 0.25).sqrt(), lambda a: np.sqrt(np.abs(a) + 0.25)),
                 "relu": (lambda t: t.relu(), lambda a: np.maximum(a, 0)),
@@ -184,9 +194,9 @@ class Program:
                 "clamp(-3, 3)": (lambda t: t.clamp(-3, 3), lambda a: np.clip(a, -3, 3)),
                 "relu": (lambda t: t.relu(), lambda a: np.maximum(a, 0)),
             }
-        name = self.choice(sorted(ops), label="unary")
+        name = self.choice(list(ops), label="unary")
         lazy_fn, ref_fn = ops[name]
-        if name == "exp" and np.nanmax(np.abs(x.ref), initial=0) > 8:
+        if name == "exp" and np.max(np.abs(np.nan_to_num(x.ref))) > 8:
             return self.fallback(x, f"exp({x.name})")
         self.checked(x, f"{name}({x.name})", lambda: lazy_fn(x.lazy), lambda: ref_fn(x.ref))
 
@@ -200,7 +210,7 @@ class Program:
         }
         if self.float:
             ops["x / c"] = (lambda t: t / c, lambda a: a / c)
-        name = self.choice(sorted(ops), label="scalar op")
+        name = self.choice(list(ops), label="scalar op")
         lazy_fn, ref_fn = ops[name]
         self.checked(x, name.replace("x", x.name).replace("c", repr(c)), lambda: lazy_fn(x.lazy),
                      lambda: ref_fn(x.ref))
@@ -209,9 +219,9 @@ class Program:
         x = self.pick()
         y = self.broadcast_partner(x)
         ops = {
+            "mul": (lambda a, b: a * b, np.multiply),
             "add": (lambda a, b: a + b, np.add),
             "sub": (lambda a, b: a - b, np.subtract),
-            "mul": (lambda a, b: a * b, np.multiply),
             "maximum": (lambda a, b: lt.maximum(a, b), np.maximum),
             "minimum": (lambda a, b: lt.minimum(a, b), np.minimum),
             "where(x > y, x, y * 2)": (lambda a, b: lt.where(a > b, a, b * 2), lambda a, b: np.where(a > b, a, b * 2)),
@@ -223,29 +233,31 @@ class Program:
             ops["x % (|y| + 1)"] = (lambda a, b: a % (b.abs() + 1), lambda a, b: a % (np.abs(b) + 1))
             ops["x & y"] = (lambda a, b: a & b, np.bitwise_and)
             ops["x ^ y"] = (lambda a, b: a ^ b, np.bitwise_xor)
-        name = self.choice(sorted(ops), label="binary")
+        name = self.choice(list(ops), label="binary")
         lazy_fn, ref_fn = ops[name]
         if name.startswith("where") and self.float:
             gap = np.abs(x.ref - y.ref)
-            if np.nanmin(gap, initial=np.inf) < 1e-3 * self.scale:   # a near tie could flip either way
+            gap = gap[~np.isnan(gap)]
+            if gap.size and gap.min() < 1e-3 * max(x.scale, y.scale):   # a near tie could flip either way
                 name, (lazy_fn, ref_fn) = "add", ops["add"]
-        self.checked(x, f"{name}({x.name}, {y.name})", lambda: lazy_fn(x.lazy, y.lazy), lambda: ref_fn(x.ref, y.ref))
+        self.checked(x, f"{name}({x.name}, {y.name})", lambda: lazy_fn(x.lazy, y.lazy), lambda: ref_fn(x.ref, y.ref),
+                     inputs=(x, y))
 
     # -- views ---------------------------------------------------------------------------------
     def op_view(self):
         x = self.pick()
-        ops = ["permute", "slice", "expand", "reshape", "flip", "unsqueeze", "squeeze", "transpose", "roll",
-               "index"]
+        ops = ["slice", "reshape", "permute", "expand", "flip", "index", "roll", "transpose", "unsqueeze",
+               "squeeze"]
         name = self.choice(ops, label="view")
         getattr(self, f"view_{name}")(x)
 
     def view_permute(self, x):
         order = self.draw(st.permutations(range(x.ndim)), label="order")
-        self.add(f"{x.name}.permute{tuple(order)}", x.lazy.permute(*order), np.transpose(x.ref, order), x.dtype)
+        self.view(x, f"{x.name}.permute{tuple(order)}", x.lazy.permute(*order), np.transpose(x.ref, order))
 
     def view_transpose(self, x):
         a, b = self.draw(st.integers(0, x.ndim - 1)), self.draw(st.integers(-x.ndim, x.ndim - 1))
-        self.add(f"{x.name}.transpose({a}, {b})", x.lazy.transpose(a, b), np.swapaxes(x.ref, a, b), x.dtype)
+        self.view(x, f"{x.name}.transpose({a}, {b})", x.lazy.transpose(a, b), np.swapaxes(x.ref, a, b))
 
     def view_slice(self, x):
         index = []
@@ -259,7 +271,7 @@ class Program:
         if ref.size == 0:                   # keep every value non-empty
             index = tuple(slice(s.start % n, None, s.step) for s, n in zip(index, x.shape))
             ref = x.ref[index]
-        self.add(f"{x.name}[{_slices_text(index)}]", x.lazy[index], ref, x.dtype)
+        self.view(x, f"{x.name}[{_slices_text(index)}]", x.lazy[index], ref)
 
     def view_index(self, x):
         """Integer indexing (drops an axis) and None (adds one), mixed with slices."""
@@ -268,7 +280,7 @@ class Program:
         axis = self.draw(st.integers(0, x.ndim - 1), label="axis")
         i = self.draw(st.integers(-x.shape[axis], x.shape[axis] - 1), label="index")
         index = (slice(None),) * axis + (i, None)
-        self.add(f"{x.name}[{_slices_text(index)}]", x.lazy[index], x.ref[index], x.dtype)
+        self.view(x, f"{x.name}[{_slices_text(index)}]", x.lazy[index], x.ref[index])
 
     def view_expand(self, x):
         if x.ndim < 4 and self.draw(st.booleans(), label="new axis?"):
@@ -278,35 +290,35 @@ class Program:
             lazy, ref = x.lazy, x.ref
         shape = tuple(self.draw(st.integers(2, 4), label="size") if n == 1 and self.draw(st.booleans()) else n
                       for n in ref.shape)
-        self.add(f"{x.name}.expand{shape}", lazy.expand(*shape), np.broadcast_to(ref, shape), x.dtype)
+        self.view(x, f"{x.name}.expand{shape}", lazy.expand(*shape), np.broadcast_to(ref, shape))
 
     def view_reshape(self, x):
         shape = self.draw(_factorizations(x.ref.size), label="new shape")
         if self.draw(st.booleans(), label="use -1?"):
             shape = tuple(-1 if i == 0 else n for i, n in enumerate(shape))
-        self.add(f"{x.name}.reshape{shape}", x.lazy.reshape(*shape), x.ref.reshape(shape), x.dtype)
+        self.view(x, f"{x.name}.reshape{shape}", x.lazy.reshape(*shape), x.ref.reshape(shape))
 
     def view_flip(self, x):
         axes = self.axes(x)
-        self.add(f"{x.name}.flip{axes}", x.lazy.flip(axes), np.flip(x.ref, axes), x.dtype)
+        self.view(x, f"{x.name}.flip{axes}", x.lazy.flip(axes), np.flip(x.ref, axes))
 
     def view_unsqueeze(self, x):
         if x.ndim == 4:
             return self.view_squeeze(x)
         axis = self.draw(st.integers(-x.ndim - 1, x.ndim), label="axis")
-        self.add(f"{x.name}.unsqueeze({axis})", x.lazy.unsqueeze(axis), np.expand_dims(x.ref, axis), x.dtype)
+        self.view(x, f"{x.name}.unsqueeze({axis})", x.lazy.unsqueeze(axis), np.expand_dims(x.ref, axis))
 
     def view_squeeze(self, x):
         ones = [i for i, n in enumerate(x.shape) if n == 1]
         if not ones or len(ones) == x.ndim:
             return self.view_permute(x)
         axis = self.choice(ones, label="axis")
-        self.add(f"{x.name}.squeeze({axis})", x.lazy.squeeze(axis), np.squeeze(x.ref, axis), x.dtype)
+        self.view(x, f"{x.name}.squeeze({axis})", x.lazy.squeeze(axis), np.squeeze(x.ref, axis))
 
     def view_roll(self, x):
         axis = self.draw(st.integers(0, x.ndim - 1), label="axis")
         shift = self.draw(st.integers(-4, 4), label="shift")
-        self.add(f"{x.name}.roll({shift}, {axis})", x.lazy.roll(shift, axis), np.roll(x.ref, shift, axis), x.dtype)
+        self.view(x, f"{x.name}.roll({shift}, {axis})", x.lazy.roll(shift, axis), np.roll(x.ref, shift, axis))
 
     def op_cat(self):
         """Concatenation with another value, or zero padding spelled as cat with zeros."""
@@ -321,14 +333,14 @@ class Program:
                 return lt.zeros(shape, dtype=dtype), np.zeros(shape)
             (zb, rb), (za, ra) = zeros(before), zeros(after)
             self.add(f"pad({x.name}, axis={axis}, ({before}, {after}))", lt.cat([zb, x.lazy, za], axis),
-                     np.concatenate([rb, x.ref, ra], axis), x.dtype)
+                     np.concatenate([rb, x.ref, ra], axis), x.dtype, (x,))
             return
         others = [v for v in self.values if v.ndim == x.ndim and v.dtype == x.dtype and
                   all(a == b for i, (a, b) in enumerate(zip(v.shape, x.shape)) if i != axis)]
         y = self.choice(others, label="other")
         first, second = (x, y) if self.draw(st.booleans(), label="order") else (y, x)
         self.add(f"cat([{first.name}, {second.name}], {axis})", lt.cat([first.lazy, second.lazy], axis),
-                 np.concatenate([first.ref, second.ref], axis), x.dtype)
+                 np.concatenate([first.ref, second.ref], axis), x.dtype, (x, y))
 
     # -- reductions ----------------------------------------------------------------------------
     def op_reduce(self):
@@ -336,23 +348,24 @@ class Program:
         keepdim = self.draw(st.booleans(), label="keepdim")
         whole = self.draw(st.integers(0, 5), label="all axes?") == 0
         axes = tuple(range(x.ndim)) if whole else self.axes(x)
-        ops = ["sum", "amax", "amin", "max(dim)", "min(dim)", "argmax"] + (["mean", "var"] if self.float else [])
+        ops = ["sum", "amax", "max(dim)", "mean", "argmax", "amin", "min(dim)", "var"]
+        ops = ops if self.float else [op for op in ops if op not in ("mean", "var")]
         name = self.choice(ops, label="reduction")
         text = f"{x.name}.{name}"
         if name in ("max(dim)", "min(dim)", "argmax"):
             axis = axes[0]
             if name == "argmax":
-                if self.float and _near_tie(np.moveaxis(x.ref, axis, -1), self.scale):
+                if self.float and _near_tie(np.moveaxis(x.ref, axis, -1), x.scale):
                     name, text = "max(dim)", f"{x.name}.max(dim)"
                 else:
                     ref = np.argmax(x.ref, axis)
                     ref = np.expand_dims(ref, axis) if keepdim else ref
                     self.add(f"{x.name}.argmax({axis}, keepdim={keepdim})", x.lazy.argmax(axis, keepdim=keepdim),
-                             ref, "int64")
+                             ref, "int64", (x,))
                     return
             fn, ref_fn = (x.lazy.max, np.max) if name == "max(dim)" else (x.lazy.min, np.min)
-            self.add(f"{text.replace('(dim)', '')}({axis}, keepdim={keepdim}).values", fn(axis, keepdim=keepdim).values,
-                     ref_fn(x.ref, axis, keepdims=keepdim), x.dtype)
+            self.view(x, f"{text.replace('(dim)', '')}({axis}, keepdim={keepdim}).values",
+                      fn(axis, keepdim=keepdim).values, ref_fn(x.ref, axis, keepdims=keepdim))
             return
         dim = None if whole and not keepdim else axes      # x.sum(): no dim argument at all
         ref_axes = axes
@@ -397,7 +410,7 @@ class Program:
                                                        lambda: a / (np.abs(a).sum(d, keepdims=True) + 1)),
                 "logsumexp(x, d)": (lambda t: t.logsumexp(d), lambda: special.logsumexp(a, d)),
             }
-        name = self.choice(sorted(ops), label="row pattern")
+        name = self.choice(list(ops), label="row pattern")
         lazy_fn, ref_fn = ops[name]
         self.checked(x, name.replace("(x", f"({x.name}").replace("x ", f"{x.name} ").replace("d)", f"{d})"),
                      lambda: lazy_fn(x.lazy), ref_fn)
@@ -413,7 +426,7 @@ class Program:
 
     def check(self, outputs: list[Value]) -> None:
         note("\n".join(self.lines))
-        note(f"outputs: {[v.name for v in outputs]}; scale {self.scale:.3g}")
+        note(f"outputs: {[v.name for v in outputs]}")
         lt.realize(*(v.lazy for v in outputs))
         for v in outputs:
             got = v.lazy.numpy()
@@ -421,7 +434,7 @@ class Program:
             assert got.shape == v.ref.shape, f"{v.name}: shape {got.shape} != {v.ref.shape}"
             if v.is_float:
                 tol = TOL[v.dtype]
-                np.testing.assert_allclose(got.astype(np.float64), v.ref, rtol=tol, atol=tol * self.scale,
+                np.testing.assert_allclose(got.astype(np.float64), v.ref, rtol=tol, atol=tol * v.scale,
                                            equal_nan=True, err_msg=f"value {v.name}")
             else:
                 np.testing.assert_array_equal(got, v.ref, err_msg=f"value {v.name}")
@@ -462,7 +475,7 @@ def _slices_text(index) -> str:
     return ", ".join(one(s) for s in index)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=DERANDOMIZE, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 @given(st.data())
 def test_random_graph_matches_numpy(data):
@@ -470,7 +483,7 @@ def test_random_graph_matches_numpy(data):
     program = Program(data, dtype)
     for _ in range(data.draw(st.integers(1, 2), label="inputs")):
         program.leaf(program.shape())
-    for _ in range(data.draw(st.integers(1, MAX_OPS), label="ops")):
+    for _ in range(data.draw(st.integers(2, MAX_OPS), label="ops")):
         program.step()
     program.check(program.outputs())
 

@@ -59,7 +59,9 @@ def _make(op: Op, inputs: tuple[Node, ...], shape: Shape, dtype: DType, arg: Any
     device = device or inputs[0].device
     key = (op, tuple(map(id, inputs)), shape, dtype.name, arg, device)
     node = _interned.get(key)
-    if node is None:
+    # a computed value is a snapshot: building the expression again must read its inputs as they
+    # are now (a buffer shared with numpy may have been written since), so it gets a fresh node
+    if node is None or (node.realized is not None and inputs):
         node = Node(op, inputs, shape, dtype, arg, device)
         _interned[key] = node
     return node

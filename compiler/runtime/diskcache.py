@@ -54,6 +54,7 @@ def write_source(path: Path, text: str) -> None:
         existed = False
     except OSError:
         existed = True
+    prune_once(path.parent)             # a new entry: keep the cache under its size cap
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
     with os.fdopen(fd, "w") as f:
         f.write(text)
@@ -169,3 +170,80 @@ def harden(dispatcher) -> None:
 
     cache.load_overload = safe_load
     cache.save_overload = safe_save
+
+
+# ---------------------------------------------------------------------------------------------
+# size: listing, pruning, clearing
+
+DEFAULT_MAX_MB = 2048
+_pruned: set[Path] = set()
+
+
+def entries(directory: Path) -> dict[str, list[Path]]:
+    """Files of each cached function in `directory`: its `.py` and its Numba index and data files."""
+    groups: dict[str, list[Path]] = {}
+    for path in directory.glob("*.py"):
+        groups.setdefault(path.stem, []).append(path)
+    cache = directory / "__pycache__"
+    if cache.is_dir():
+        for path in cache.iterdir():
+            stem = path.name.split(".", 1)[0].rsplit("-", 1)[0]     # '<name>-<line>.py311.nbi'
+            groups.setdefault(stem, []).append(path)
+    return groups
+
+
+def _size(paths) -> int:
+    total = 0
+    for p in paths:
+        try:
+            total += p.stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def prune(directory: Path, max_bytes: int) -> int:
+    """Delete the least recently written functions until `directory` holds at most `max_bytes`;
+    returns the number of bytes freed."""
+    groups = entries(directory)
+    sizes = {stem: _size(paths) for stem, paths in groups.items()}
+    total = sum(sizes.values())
+    if total <= max_bytes:
+        return 0
+
+    def newest(paths):
+        times = []
+        for p in paths:
+            try:
+                times.append(p.stat().st_mtime)
+            except OSError:
+                pass
+        return max(times, default=0.0)
+
+    freed = 0
+    for stem in sorted(groups, key=lambda s: newest(groups[s])):
+        if total - freed <= max_bytes:
+            break
+        for p in groups[stem]:
+            try:
+                p.unlink()
+            except OSError:
+                pass
+        freed += sizes[stem]
+    log(1, f"disk cache over {max_bytes >> 20} MB: freed {freed >> 20} MB in {directory}")
+    return freed
+
+
+def max_bytes() -> int:
+    """The size cap: $LAZYTORCH_CACHE_MAX_MB megabytes (default 2048)."""
+    try:
+        return int(float(os.environ.get("LAZYTORCH_CACHE_MAX_MB", DEFAULT_MAX_MB)) * (1 << 20))
+    except ValueError:
+        return DEFAULT_MAX_MB << 20
+
+
+def prune_once(directory: Path) -> None:
+    """Apply the size cap once per process and directory (called before the first new entry)."""
+    if directory not in _pruned:
+        _pruned.add(directory)
+        prune(directory, max_bytes())

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import numpy as np
+
 from compiler import autodiff
 from compiler.ir import node as ir
 from compiler.ir.ops import Op
@@ -94,7 +96,9 @@ def _cotangents(outputs: tuple, grad_outputs) -> list[ir.Node]:
         if g is None:
             if out.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            nodes.append(ir.const(1, out.dtype, out._node.shape, out._node.device))
+            # a buffer, not a constant: the fusion pass cannot yet read a constant through padding
+            # (the gradient of a slice or a cat is a pad of the cotangent)
+            nodes.append(ir.buffer(np.ones(out._node.shape, out.dtype.np_dtype), out._node.device))
             continue
         if not isinstance(g, Tensor):
             raise TypeError(f"grad_outputs must be Tensors or None, but element {i} is {type(g).__name__}")

@@ -393,7 +393,7 @@ def layer_norm(input: Tensor, normalized_shape: Sequence[int], weight: Optional[
     k = len(shape)
     if k == 0 or tuple(input.shape[input.dim() - k:]) != shape or input.dim() < k:
         raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape [*, "
-                           f"{', '.join(map(str, shape))}], but got input of size{input.size()}")
+                           f"{', '.join(map(str, shape))}], but got input of size{list(input.shape)}")
     axes = tuple(range(input.dim() - k, input.dim()))
     mean = input.mean(axes, keepdim=True)
     centered = input - mean
@@ -412,7 +412,7 @@ def rms_norm(input: Tensor, normalized_shape: Sequence[int], weight: Optional[Te
     k = len(shape)
     if tuple(input.shape[input.dim() - k:]) != shape:
         raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape [*, "
-                           f"{', '.join(map(str, shape))}], but got input of size{input.size()}")
+                           f"{', '.join(map(str, shape))}], but got input of size{list(input.shape)}")
     if eps is None:
         eps = float(np.finfo(input.dtype.np_dtype).eps)
     axes = tuple(range(input.dim() - k, input.dim()))
@@ -474,7 +474,7 @@ def _conv_padding(padding, kernel, dilation, stride, nd: int):
             return (0,) * nd, (0,) * nd
         if padding == "same":
             if any(s != 1 for s in stride):
-                raise ValueError("padding='same' is not supported for strided convolutions")
+                raise RuntimeError("padding='same' is not supported for strided convolutions")
             total = [d * (k - 1) for k, d in zip(kernel, dilation)]
             before = tuple(t // 2 for t in total)
             return before, tuple(t - b for t, b in zip(total, before))
@@ -1236,6 +1236,10 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     head_dim = embed_dim // num_heads
     if head_dim * num_heads != embed_dim:
         raise AssertionError(f"embed_dim {embed_dim} not divisible by num_heads {num_heads}")
+    if key_padding_mask is not None and attn_mask is not None and \
+            (key_padding_mask.dtype is dt.bool_) != (attn_mask.dtype is dt.bool_):
+        warnings.warn("Support for mismatched key_padding_mask and attn_mask is deprecated. Use same type for both "
+                      "instead.")
     key_padding_mask = _canonical_mask(key_padding_mask, "key_padding_mask", query.dtype)
     if is_causal and attn_mask is None:
         raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer module "

@@ -4,15 +4,15 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.ir import node as ir
-from compiler.ir.ops import Op
 from lazytorch._tensor import Tensor, _pending_leaves
 
 
 class Parameter(Tensor):
     """A leaf tensor that `Module.__setattr__` registers as a parameter (requires grad by default).
 
-    It holds the node of `data` (detached when `data` is part of a graph), so creating it copies
-    nothing. Operations on a Parameter give plain tensors, as in PyTorch.
+    It starts from the node of `data`, so creating it copies nothing (a tensor that starts requiring
+    grad gets a node of its own, so it never shares a gradient target with `data`). Operations on
+    a Parameter give plain tensors, as in PyTorch.
     """
 
     def __init__(self, data: Tensor = None, requires_grad: bool = True):
@@ -21,12 +21,11 @@ class Parameter(Tensor):
             data = empty(0)
         if not isinstance(data, Tensor):
             raise TypeError(f"Parameter(): expected a Tensor as data, got {type(data).__name__}")
-        node = ir.unary(Op.DETACH, data._node) if data.requires_grad else data._node
-        self._init(node)
-        if node.realized is None:
-            _pending_leaves.add(self)     # computed data: realize it with the next program
+        self._init(data._node)
         if requires_grad:
             self.requires_grad_(True)
+        if self._node.realized is None:
+            _pending_leaves.add(self)     # computed data: realize it with the next program
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()

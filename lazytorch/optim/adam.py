@@ -44,9 +44,11 @@ class Adam(Optimizer):
                 state["exp_avg_sq"] = lazytorch.zeros_like(p)
                 if amsgrad:
                     state["max_exp_avg_sq"] = lazytorch.zeros_like(p)
-            step = state["step"].item() + 1
-            # a new buffer, not `step += 1`: the count stays data the next step can read for free
-            state["step"].copy_(lazytorch.tensor(step, dtype=lazytorch.float32))
+            # the count and the bias corrections stay tensors (computed in float64, as Python would):
+            # no `.item()`, so a step traced by `lazytorch.jit` replays with the current count
+            step = state["step"] + 1
+            state["step"].copy_(step)
+            step = step.double()
             param = p
             if weight_decay != 0:
                 if group["decoupled_weight_decay"]:
@@ -56,19 +58,18 @@ class Adam(Optimizer):
             exp_avg = state["exp_avg"].lerp(grad, scalar("one_minus_beta1", 1 - beta1, dtype))
             exp_avg_sq = (state["exp_avg_sq"] * scalar("beta2", beta2, dtype)).addcmul(
                 grad, grad, value=scalar("one_minus_beta2", 1 - beta2, dtype))
-            bias_correction1 = 1 - beta1 ** step
-            bias_correction2 = 1 - beta2 ** step
-            step_size = lr / bias_correction1
+            bias_correction1 = 1 - scalar("beta1", beta1, lazytorch.float64) ** step
+            bias_correction2 = 1 - scalar("beta2", beta2, lazytorch.float64) ** step
+            step_size = scalar("lr", lr, lazytorch.float64) / bias_correction1   # lr: a buffer, never baked in
             bias_correction2_sqrt = bias_correction2 ** 0.5
             second = exp_avg_sq
             if amsgrad:
                 second = lazytorch.maximum(state["max_exp_avg_sq"], exp_avg_sq)
                 state["max_exp_avg_sq"].copy_(second)
-            denom = second.sqrt() / scalar("bias_correction2_sqrt", bias_correction2_sqrt, dtype) \
-                + scalar("eps", eps, dtype)
+            denom = second.sqrt() / bias_correction2_sqrt.to(dtype) + scalar("eps", eps, dtype)
             state["exp_avg"].copy_(exp_avg)
             state["exp_avg_sq"].copy_(exp_avg_sq)
-            p.copy_(param.addcdiv(exp_avg, denom, value=scalar("neg_step_size", -step_size, dtype)))
+            p.copy_(param.addcdiv(exp_avg, denom, value=(-step_size).to(dtype)))
 
 
 class AdamW(Adam):

@@ -67,9 +67,13 @@ def _typename(value) -> str:
     return name if module in ("builtins", None) else f"{module}.{name}"
 
 
-def _rebind(t: Tensor, node) -> None:
-    """Point the tensor `t` at a new node (a dtype conversion): `t` stays the same object."""
-    t._set_node(node)
+def _converted(t: Tensor, dtype: dt.DType) -> None:
+    """Convert `t` to `dtype` in place (it stays the same object, as a parameter must).
+
+    The new value is a fresh buffer computed now, not a cast of the old node: autograd treats a
+    leaf's former nodes as its own, so a graph reading the old node through a cast would count
+    gradients twice."""
+    t._set_node(ir.buffer(t._value().astype(dtype.np_dtype)))
 
 
 class Module:
@@ -388,19 +392,16 @@ class Module:
                 p.grad.zero_()
 
     # -- dtype / device -----------------------------------------------------------------------
-    def _apply(self, fn: Callable[[Tensor], Optional[Any]]) -> "Module":
-        """Convert every parameter, gradient and buffer in place with `fn(node) -> node or None`."""
+    def _apply(self, dtype_of: Callable[[Tensor], Optional[dt.DType]]) -> "Module":
+        """Convert every parameter, gradient and buffer in place to `dtype_of(t)` (None: keep)."""
         for module in self.modules():
             for t in list(module._parameters.values()) + list(module._buffers.values()):
                 if t is None:
                     continue
-                node = fn(t)
-                if node is not None:
-                    _rebind(t, node)
-                if t.grad is not None:
-                    node = fn(t.grad)
-                    if node is not None:
-                        _rebind(t.grad, node)
+                for tensor in (t, t.grad):
+                    dtype = dtype_of(tensor) if tensor is not None else None
+                    if dtype is not None and dtype is not tensor.dtype:
+                        _converted(tensor, dtype)
         return self
 
     def to(self, *args, **kwargs) -> "Module":
@@ -419,8 +420,7 @@ class Module:
             raise RuntimeError(f"moving modules to device '{device}' is not supported in this build")
         if dtype is None:
             return self
-        return self._apply(lambda t: ir.cast(t._node, dtype)
-                           if t.dtype.is_floating_point and t.dtype is not dtype else None)
+        return self._apply(lambda t: dtype if t.dtype.is_floating_point else None)
 
     def float(self) -> "Module":
         return self.to(dt.float32)
@@ -432,7 +432,7 @@ class Module:
         return self.to(dt.float16)
 
     def type(self, dst_type) -> "Module":
-        return self._apply(lambda t: ir.cast(t._node, dst_type) if t.dtype is not dst_type else None)
+        return self._apply(lambda t: dst_type)
 
     def cpu(self) -> "Module":
         return self

@@ -25,6 +25,10 @@ _COLLATE_ERROR = "default_collate: batch must contain tensors, numpy arrays, num
 
 
 def _stack(tensors: list[Tensor]) -> Tensor:
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(tensors[0].shape)} at "
+                               f"entry 0 and {list(t.shape)} at entry {i}")
     if any(t.requires_grad for t in tensors):
         return lazytorch.stack(tensors)
     lazytorch.realize(*tensors)     # lazy samples are computed together, in one program

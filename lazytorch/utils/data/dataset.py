@@ -133,7 +133,8 @@ class ChainDataset(IterableDataset):
         return sum(len(d) for d in self.datasets)
 
 
-def random_split(dataset: Dataset, lengths: Sequence, generator: Optional["lazytorch.Generator"] = None) -> list[Subset]:
+def random_split(dataset: Dataset, lengths: Sequence,
+                 generator: Optional["lazytorch.Generator"] = None) -> list[Subset]:
     """Split `dataset` into non-overlapping random subsets of the given lengths, or fractions of it
     (floor of each, then the remainder spread one by one from the first split, as torch)."""
     if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:

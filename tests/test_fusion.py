@@ -1,0 +1,104 @@
+"""Fusion: how many kernels (and BLAS calls) a realization launches, and that the fused kernels
+compute what PyTorch computes.
+
+`counters` (conftest) resets `lazytorch.debug.counters()`; inputs are realized before the reset,
+so the counts are those of the expression alone.
+"""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import lazytorch as lt  # noqa: E402
+from conftest import assert_close, make_array, pair  # noqa: E402
+
+
+@pytest.fixture
+def data():
+    names = {"x": (8, 16), "y": (8, 16), "a": (16, 8), "w": (16, 4), "b": (4,), "v": (16,)}
+    return {name: pair(make_array(shape, "float32", 200 + i)) for i, (name, shape) in enumerate(names.items())}
+
+
+def launches(counters, result):
+    """Realize `result` and return (kernel launches, library calls) it took."""
+    before = counters()
+    result.realize()
+    after = counters()
+    return after["kernel_launches"] - before["kernel_launches"], after["library_calls"] - before["library_calls"]
+
+
+# name -> (expression, kernels, BLAS calls). The first five are the ones issue #2 requires.
+CASES = {
+    "elementwise_chain_into_sum": (lambda m, d: ((d["x"] * 2 + 1).relu() * d["y"]).sum(), 1, 0),
+    "exp_then_row_sum": (lambda m, d: d["x"].exp().sum(1), 1, 0),
+    "transposed_plus_matrix": (lambda m, d: (d["a"].T + d["x"]).sin(), 1, 0),
+    "softmax_rows": (lambda m, d: m.softmax(d["x"], -1), 1, 0),
+    "linear_relu": (lambda m, d: m.relu(d["x"] @ d["w"] + d["b"]), 1, 1),
+    "log_softmax_rows": (lambda m, d: m.log_softmax(d["x"], 1), 1, 0),
+    "softmax_columns": (lambda m, d: m.softmax(d["x"], 0), 1, 0),
+    "mean_rows": (lambda m, d: d["x"].mean(1), 1, 0),
+    "var_rows": (lambda m, d: d["x"].var(1), 1, 0),
+    "layer_norm_like": (lambda m, d: (d["x"] - d["x"].mean(-1, keepdim=True))
+                        / (d["x"].var(-1, keepdim=True, unbiased=False) + 1e-5).sqrt(), 1, 0),
+    "logsumexp_rows": (lambda m, d: d["x"].logsumexp(1), 1, 0),
+    "broadcast_vector": (lambda m, d: (d["x"] * d["v"]).tanh() - d["v"], 1, 0),
+    "views_and_slices": (lambda m, d: d["x"][:, ::2].flip(0) * d["y"][:, 1::2], 1, 0),
+    # cat of views fuses; a computed piece is materialized first (padding f(x) is not f(padded x))
+    "cat_of_views": (lambda m, d: m.cat([d["x"].t(), d["y"][:, ::2].t()], 0).exp(), 1, 0),
+    "cat_of_computed": (lambda m, d: m.cat([d["x"].exp(), d["y"] * 2], 1), 3, 0),
+    "where_and_compare": (lambda m, d: m.where(d["x"] > d["y"], d["x"], d["y"] * 0.5).sum(0), 1, 0),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_kernel_counts_and_values(name, data, counters):
+    fn, kernels, blas = CASES[name]
+    ours = fn(lt, {k: v[0] for k, v in data.items()})
+    theirs = fn(torch, {k: v[1] for k, v in data.items()})
+    launched, library = launches(counters, ours)
+    assert (launched, library) == (kernels, blas), f"{name}: {launched} kernels, {library} BLAS calls"
+    assert_close(ours, theirs, reduction=True)
+
+
+def test_softmax_is_at_most_two_kernels_for_any_2d_input(data, counters):
+    x, tx = data["x"]
+    for ours, theirs in ((x.t().softmax(-1), tx.t().softmax(-1)), ((x * 3).softmax(1), (tx * 3).softmax(1))):
+        assert launches(counters, ours)[0] <= 2
+        assert_close(ours, theirs, reduction=True)
+
+
+def test_shared_subexpression_is_computed_once_per_realization(data, counters):
+    x, tx = data["x"]
+    e, te = x.exp(), tx.exp()
+    a, b = e.sum(1), e.amax(1)
+    before = counters()["kernel_launches"]
+    lt.realize(a, b)
+    assert counters()["kernel_launches"] - before <= 2
+    assert_close(a, te.sum(1), reduction=True)
+    assert_close(b, te.amax(1), reduction=True)
+
+
+def test_matmul_reads_transposed_and_sliced_operands_without_a_copy_kernel(data, counters):
+    (a, ta), (w, tw) = data["a"], data["w"]
+    result, expected = a.t()[:, ::2] @ w[::2, 1:3], ta.t()[:, ::2] @ tw[::2, 1:3]    # (8, 8) @ (8, 2), both strided
+    assert launches(counters, result) == (0, 1)
+    assert_close(result, expected, reduction=True)
+
+
+def test_matmul_chain_with_elementwise_between(data, counters):
+    (x, tx), (w, tw), (b, tb) = data["x"], data["w"], data["b"]
+    hidden, thidden = (x @ w + b).relu(), (tx @ tw + tb).relu()
+    out, tout = (hidden @ hidden.t()).sigmoid().sum(), (thidden @ thidden.t()).sigmoid().sum()
+    launched, library = launches(counters, out)
+    assert library == 2 and launched == 2
+    assert_close(out, tout, reduction=True)
+
+
+def test_a_long_chain_is_split_into_capped_kernels_and_stays_correct(counters):
+    x, tx = pair(make_array((4, 5), "float32", 210))
+    ours, theirs = x, tx
+    for _ in range(150):                                    # 300 elementwise ops: several kernels
+        ours, theirs = ours * 0.99 + 0.01, theirs * 0.99 + 0.01
+    launched, _ = launches(counters, ours)
+    assert 2 <= launched <= 10
+    assert_close(ours, theirs, rtol=1e-4)
