@@ -38,10 +38,17 @@ def _check_number_or_tensor(x, name):
 
 
 def result_type(*operands) -> dt.DType:
-    tensors = [o for o in operands if isinstance(o, Tensor)]
-    return dt.result_type([t.dtype for t in tensors if t.dim()], [t.dtype for t in tensors if not t.dim()],
-                          [_scalar_category(o) for o in operands if not isinstance(o, Tensor)],
-                          get_default_dtype())
+    dim_dtypes, zero_dim_dtypes, scalars = [], [], []
+    for o in operands:
+        if isinstance(o, Tensor):
+            (dim_dtypes if o._node.shape else zero_dim_dtypes).append(o._node.dtype)
+        else:
+            scalars.append(_scalar_category(o))
+    first = dim_dtypes[0] if dim_dtypes else None
+    if first is not None and not zero_dim_dtypes and builtins.all(d is first for d in dim_dtypes) and \
+            builtins.all(c <= first.category for c in scalars):
+        return first                     # the common case, on the graph-building hot path
+    return dt.result_type(dim_dtypes, zero_dim_dtypes, scalars, get_default_dtype())
 
 
 def _operand_nodes(operands, dtype: dt.DType, shape, device: str) -> list[ir.Node]:
@@ -57,10 +64,13 @@ def _operand_nodes(operands, dtype: dt.DType, shape, device: str) -> list[ir.Nod
 def _elementwise(op: Op, name: str, *operands, compute_dtype: Optional[dt.DType] = None,
                  result_dtype: Optional[dt.DType] = None):
     """Promote, broadcast, build `op`; `compute_dtype` forces the dtype the op runs in."""
-    for o in operands[1:]:
-        _check_number_or_tensor(o, name)
-    tensors = [o for o in operands if isinstance(o, Tensor)]
-    shape = broadcast_shapes(*(t.shape for t in tensors))
+    tensors = []
+    for i, o in enumerate(operands):
+        if isinstance(o, Tensor):
+            tensors.append(o)
+        elif i:
+            _check_number_or_tensor(o, name)
+    shape = broadcast_shapes(*(t._node.shape for t in tensors))
     dtype = compute_dtype or result_type(*operands)
     device = tensors[0]._node.device
     nodes = _operand_nodes(operands, dtype, shape, device)

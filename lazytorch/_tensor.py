@@ -111,6 +111,8 @@ def _normalize_dims(dim, ndim: int) -> tuple[int, ...]:
 
 def broadcast_shapes(*shapes) -> tuple[int, ...]:
     """torch.broadcast_shapes; a mismatch raises torch's binary-op message naming both sizes."""
+    if shapes and all(s == shapes[0] for s in shapes):
+        return tuple(shapes[0])          # the common case, on the graph-building hot path
     ndim = builtins.max((len(s) for s in shapes), default=0)
     result = [1] * ndim
     for shape in shapes:

@@ -10,6 +10,7 @@ through it.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import weakref
@@ -81,8 +82,19 @@ def buffer(array: np.ndarray, device: str = "cpu") -> Node:
 
 def const(value, dtype: DType, shape: Shape = (), device: str = "cpu") -> Node:
     """A constant broadcast to `shape`; kernels inline it as a literal."""
+    try:
+        arg = _const_arg(value, type(value), value == 0 and math.copysign(1.0, value) < 0, dtype)
+    except TypeError:                    # unhashable (a 0-d array)
+        arg = _const_arg.__wrapped__(value, None, None, dtype)
+    return _make(Op.CONST, (), tuple(shape), dtype, arg, device)
+
+
+@functools.lru_cache(maxsize=4096)
+def _const_arg(value, value_type, negative_zero, dtype: DType) -> tuple:
+    """(repr, value) of `value` cast to `dtype`; cached, as constants are built on the hot path (the
+    key has the type and the sign of zero: 1, 1.0, True, 0.0 and -0.0 must stay apart)."""
     value = dtype.np_dtype.type(value).item()
-    return _make(Op.CONST, (), tuple(shape), dtype, (repr(value), value), device)
+    return (repr(value), value)
 
 
 def const_value(node: Node):

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import time
 from typing import Optional
 
 import numpy as np
 
 from compiler import dtypes
-from compiler.codegen.numba_cpu import HELPERS_HASH, compute_dtype, generate
+from compiler.codegen.numba_cpu import FASTMATH_FLAGS, HELPERS_HASH, compute_dtype, generate
 from compiler.ir.kernel import KLoad, Kernel
 from compiler.ir.node import Node
 from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
@@ -35,6 +36,14 @@ from compiler.runtime.counters import counters, log
 from compiler.runtime.executor import launch_log, strided
 
 BLAS_DTYPES = ("float32", "float64")
+PARALLEL_DRIVER = False
+"""Keep the kernels' `prange` loops in an inlined driver. Numba's parfor passes on one large
+function cost more than the threads gain on small machines (MLP step: 12 s of compile instead of
+6.7 s), so by default a driver is one thread (BLAS keeps its own threads)."""
+INLINE_KERNELS = True
+"""Paste each kernel's body into the driver (one function for Numba to compile: the kernels'
+fixed compile costs are paid once, and their code is not optimized twice, as it is when the driver
+calls them and Numba links their code into its module) instead of calling the kernel functions."""
 
 
 class Program:
@@ -148,6 +157,21 @@ class Program:
         lines: list[str] = []
         kernels: dict[str, None] = {}
         flat: dict[int, str] = {}           # id(node) -> name of its flat array in the driver
+        helpers: dict[str, set] = {}        # inlined kernels: module -> helper names they import
+        flags = {"parallel": False, "fastmath": False}
+
+        def call(name: str, source: str, args: list[str], prefix: str):
+            if not INLINE_KERNELS:
+                kernels[name] = None
+                lines.append(f"{name}({', '.join(args)})")
+                return
+            body, imports, parallel, fastmath = _inline(source, args, prefix)
+            lines.append(f"# {name}")
+            lines.extend(body)
+            for module, names in imports.items():
+                helpers.setdefault(module, set()).update(names)
+            flags["parallel"] |= parallel
+            flags["fastmath"] |= fastmath
 
         def var(node: Node) -> str:
             name = flat.get(id(node))
@@ -160,12 +184,11 @@ class Program:
             node = self.order[step.output]
             out = flat[id(node)] = f"b{step.output}"
             if isinstance(step, KernelStep):
-                kernels[step.name] = None
                 dtype = compute_dtype(step.kernel.out_dtype).np_dtype.name
                 lines.append(f"{out} = np.empty({node.numel}, np.{dtype})")
-                args = ", ".join([out] + [var(self.order[i]) for i in step.inputs])
+                args = [out] + [var(self.order[i]) for i in step.inputs]
                 if node.numel:
-                    lines.append(f"{step.name}({args})")
+                    call(step.name, step.source, args, f"k{index}_")
             else:
                 operands = []
                 for j, (i, view) in enumerate(zip(step.inputs, step.views)):
@@ -173,11 +196,10 @@ class Program:
                     if _layout(view) is None:   # not a (transposed) matrix: make it contiguous first
                         name, source = _copy_kernel(base, view)
                         self.copy_kernels[(index, j)] = (name, load_kernel(name, source))
-                        kernels[name] = None
                         copy = f"c{step.output}_{j}"
                         dtype = compute_dtype(base.dtype).np_dtype.name
                         lines.append(f"{copy} = np.empty({math.prod(view.shape)}, np.{dtype})")
-                        lines.append(f"{name}({copy}, {var(base)})")
+                        call(name, source, [copy, var(base)], f"k{index}_{j}_")
                         operands.append((copy, View.contiguous(view.shape)))
                     else:
                         operands.append((var(base), view))
@@ -193,22 +215,60 @@ class Program:
         body = "\n".join("    " + line for line in lines)
         digest = hashlib.sha1(f"{params}\n{body}".encode()).hexdigest()[:16]
         name = f"d_program_{digest}"
+        options = "cache=True"
+        if INLINE_KERNELS:
+            fastmath = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}"
+            options = (f"fastmath={fastmath}, " if flags["fastmath"] else "") + \
+                f"parallel={flags['parallel']}, error_model='numpy', cache=True"
         source = "\n".join([
             f"# helpers: {HELPERS_HASH}",
             "# one training step (or any whole program): every kernel and matmul in order",
             "import numba",
             "import numpy as np",
-            "from compiler.runtime.compile import kernel as _kernel",
-            "",
+            *[f"from {m} import {', '.join(sorted(n))}" for m, n in sorted(helpers.items())],
+            *(["from compiler.runtime.compile import kernel as _kernel", ""] if kernels else []),
             *[f"{k} = _kernel({k!r})" for k in kernels],
             "",
             "",
-            "@numba.njit(cache=True)",
+            f"@numba.njit({options})",
             f"def {name}({params}):",
             body,
             "",
         ])
         return name, source
+
+
+_LOCAL = re.compile(r"(?:v|acc|r|g|part|best|i|b)\d+")
+_NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
+
+
+def _inline(source: str, args: list[str], prefix: str):
+    """The body of a generated kernel function, to paste into the driver: its parameters renamed
+    to the driver's arrays, its locals prefixed (so kernels never share a variable). Returns
+    (lines, {module: helper names}, parallel, fastmath)."""
+    lines = source.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("def "))
+    params = lines[at][lines[at].index("(") + 1:lines[at].rindex(")")].split(", ")
+    rename = dict(zip(params, args))
+    imports = {}
+    for line in lines[:at]:
+        if line.startswith("from compiler.codegen."):
+            module, names = line[len("from "):].split(" import ")
+            imports[module] = set(names.split(", "))
+    decorator = lines[at - 1]
+
+    def repl(m):
+        word = m.group(0)
+        if word in rename:
+            return rename[word]
+        return prefix + word if _LOCAL.fullmatch(word) else word
+
+    body = [_NAME.sub(repl, line) for line in lines[at + 1:] if line.strip() and not line.strip().startswith("#")]
+    body = [line[4:] for line in body]      # the driver indents its lines itself
+    parallel = "parallel=True" in decorator and PARALLEL_DRIVER
+    if not parallel:
+        body = [line.replace("numba.prange(", "range(") for line in body]
+    return body, imports, parallel, "fastmath=" in decorator
 
 
 def _to_compute(array: np.ndarray) -> np.ndarray:
