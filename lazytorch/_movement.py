@@ -186,8 +186,10 @@ def contiguous(input, memory_format=None):
     return input
 
 
-def flip(input, *dims):
-    dims = _normalize_dims(dims[0] if len(dims) == 1 else dims, input.dim())     # flip(x, (0, 1)) or x.flip(0, 1)
+def flip(input, *args, dims=None):
+    if dims is None:                     # flip(x, (0, 1)), x.flip(0, 1) or flip(x, dims=...)
+        dims = args[0] if len(args) == 1 else args
+    dims = _normalize_dims(dims, input.dim())
     return _view_result(input, ir.flip(input._node, dims), "flip")
 
 

@@ -51,6 +51,7 @@ class _WeakIdentitySet:
 
 
 _pending_leaves = _WeakIdentitySet()
+MAX_PENDING_UPDATES = 8   # in-place updates a leaf that needs no grad may chain before it is computed
 # The tracer of `lazytorch.jit` while it traces a function, else None. Values do not exist during a
 # trace: realization is suspended (the whole traced graph becomes one program) and reading a value
 # raises an error the tracer words (see lazytorch/jit.py).
@@ -189,9 +190,12 @@ class Tensor:
 
     def _set_node(self, node: ir.Node):
         if self._grad_fn is None and self._node.realized is None and self in _pending_leaves:
-            # a leaf updated again before anything realized it (manual SGD in a loop): compute the
-            # pending values now, so each iteration is one program and the graph stays bounded
-            realize_tensors([])
+            # a leaf updated again before anything realized it. A parameter (manual SGD in a loop)
+            # is computed now, so each iteration is one program and the graph stays bounded; other
+            # leaves may chain a few in-place ops first, which then fuse into one kernel
+            self._pending_updates = getattr(self, "_pending_updates", 0) + 1
+            if self._requires_grad or self._pending_updates >= MAX_PENDING_UPDATES:
+                realize_tensors([])
         if _grad_targets.get(id(self._node)) is self:
             del _grad_targets[id(self._node)]
             if self._grad_fn is None:
@@ -472,6 +476,7 @@ def realize_tensors(tensors: Sequence[Tensor]) -> None:
     for t in list(_pending_leaves):
         if t._node.realized is not None:
             _pending_leaves.discard(t)
+            t._pending_updates = 0
             if t.is_leaf and t._node.op is not Op.BUFFER:
                 t._set_node(ir.buffer(t._node.realized))
 

@@ -45,6 +45,7 @@ class KernelReport:
         self.reason = reason
         self.fused = fused or []
         self.ops = ops
+        self._inspectable = None
 
     def __repr__(self) -> str:
         return f"<kernel {self.name}: {self.output[1]}{list(self.output[0])}, {len(self.inputs)} inputs>"
@@ -55,12 +56,17 @@ class KernelReport:
         return _kernel_function(self.name)
 
     def _compiled(self):
-        fn = self.function
-        if not fn.signatures:       # compile (or load from disk) for the buffers' types; runs nothing
+        """A compiled copy made for inspection: code loaded from Numba's disk cache has no IR to
+        show, so the kernel is compiled again here (uncached) for its buffers' types."""
+        if self._inspectable is None:
             import numba
+            fn = self.function
+            options = {k: v for k, v in fn.targetoptions.items() if k != "nopython"}
+            copy = numba.njit(**options)(fn.py_func)
             arrays = _harness_arrays(self.inputs, self.output, np.random.default_rng(0))
-            fn.compile(tuple(numba.typeof(a) for a in arrays))
-        return fn
+            copy.compile(tuple(numba.typeof(a) for a in arrays))
+            self._inspectable = copy
+        return self._inspectable
 
     def llvm(self) -> str:
         """The optimized LLVM IR Numba generated for this kernel."""

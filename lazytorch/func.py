@@ -87,7 +87,8 @@ def _release(t):
 
 
 def _zeros_like(x: Tensor) -> Tensor:
-    return Tensor._from_node(ir.const(0, x.dtype, x._node.shape, x._node.device))
+    # a buffer, not a constant: jacrev stacks rows, and the fusion pass cannot yet pad a constant
+    return Tensor._from_node(ir.buffer(np.zeros(x.shape, x.dtype.np_dtype), x._node.device))
 
 
 def _positions(argnums, nargs: int, name: str) -> tuple[int, ...]:

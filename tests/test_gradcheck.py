@@ -11,10 +11,10 @@ import math
 import numpy as np
 import pytest
 
-import lazytorch as lt
-from lazytorch.autograd import GradcheckError, gradcheck, gradgradcheck
+pytest.importorskip("torch")        # (these checks need no oracle; the suite's convention)
 
-pytest.importorskip("torch")
+import lazytorch as lt  # noqa: E402
+from lazytorch.autograd import GradcheckError, gradcheck, gradgradcheck  # noqa: E402
 
 
 def leaf(shape=(2, 3), seed=0, kind="any"):
@@ -38,9 +38,8 @@ def check(fn, *inputs, **tolerances):
 def test_gradcheck_accepts_a_correct_gradient_and_rejects_a_wrong_one():
     x = leaf()
     assert gradcheck(lambda a: (a * a).sum(), (x,))
-    # floor(a) has no gradient, but a + 0.5 * floor(2 a) jumps nowhere near the data: the numerical
-    # derivative is 1 where the analytical one (through floor: none) is also 1 - consistent. A
-    # detached factor is not: d/da (a * a.detach()) is a.detach() analytically, 2a numerically.
+    # a detached factor makes a wrong gradient: d/da (a * a.detach()) is a analytically, but the
+    # probes move the detached copy too, so numerically it is 2a
     with pytest.raises(GradcheckError, match="Jacobian mismatch for output 0 with respect to input 0"):
         gradcheck(lambda a: a * a.detach(), (x,))
     assert not gradcheck(lambda a: a * a.detach(), (x,), raise_exception=False)
@@ -63,7 +62,8 @@ def test_gradcheck_needs_an_input_that_requires_grad():
 def test_gradcheck_compiles_once_per_check(counters):
     x = leaf((2, 2), seed=3)
     check(lambda a: (a * 3.5).sin(), x)
-    assert counters()["graph_compiles"] == 1      # 8 numerical and 4 analytical probes, one plan
+    # 8 numerical and 4 analytical probes, one plan (none if an earlier test planned the same graph)
+    assert counters()["graph_compiles"] <= 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ def test_functional_forms(x3):
     assert_close(lt.unsqueeze(x, 0), torch.unsqueeze(tx, 0))
     assert_close(lt.squeeze(x[:1]), torch.squeeze(tx[:1]))
     assert_close(lt.flip(x, [1]), torch.flip(tx, [1]))
+    assert_close(lt.flip(x, dims=(0, 2)), torch.flip(tx, dims=(0, 2)))
     assert_close(lt.narrow(x, 1, 0, 2), torch.narrow(tx, 1, 0, 2))
     assert_close(lt.t(x[0]), torch.t(tx[0]))
     assert_close(lt.tril(x[0], 1), torch.tril(tx[0], 1))

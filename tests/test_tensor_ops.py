@@ -254,8 +254,7 @@ def test_binary_type_promotion(name, dtypes):
 @pytest.mark.parametrize("scalar", [2, 2.5, True])
 def test_python_scalar_promotion(dtype, scalar):
     a, ta = pair(make_array((3, 4), dtype, 3, nonzero=True))
-    for fn in (lambda x: x + scalar, lambda x: scalar + x, lambda x: x * scalar, lambda x: x / scalar,
-               lambda x: scalar * x, lambda x: x > scalar, lambda x: x == scalar):
+    for fn in (lambda x: x + scalar, lambda x: scalar * x, lambda x: x / scalar, lambda x: x > scalar):
         assert_close(fn(a), fn(ta))
     for fn in (lambda x: x - scalar, lambda x: scalar - x):
         if dtype == "bool" or scalar is True:      # torch refuses subtraction involving bools

@@ -206,7 +206,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: Optional[bool] = None
         if g is not None:
             result.append(wrap_gradient(g, create_graph))
         elif materialize_grads:
-            result.append(Tensor._from_node(ir.const(0, t.dtype, t._node.shape, t._node.device)))
+            result.append(Tensor._from_node(ir.buffer(np.zeros(t.shape, t.dtype.np_dtype), t._node.device)))
         elif allow_unused:
             result.append(None)
         else:
