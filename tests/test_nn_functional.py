@@ -6,7 +6,6 @@ every floating input (the forward value and the gradients are realized as one pr
 are few and shared between tests (and with test_nn_modules.py) because each new graph costs
 kernel compiles.
 """
-import math
 import warnings
 
 import numpy as np
@@ -256,7 +255,8 @@ def test_conv_transpose2d(kwargs):
     lambda F_, T_: F_.conv2d(T_.randn(2, 3, 10, 10), T_.randn(8, 2, 3, 3), groups=2),
     lambda F_, T_: F_.conv1d(T_.randn(2, 3, 10, 10), T_.randn(8, 3, 3)),
     lambda F_, T_: F_.conv_transpose2d(T_.randn(2, 4, 10, 10), T_.randn(3, 8, 3, 3)),
-], ids=["channels", "dims", "kernel_too_big", "groups", "conv1d_dims", "transposed_channels"])
+    lambda F_, T_: F_.conv2d(T_.randn(1, 3, 5, 5), T_.randn(4, 3, 3, 3), T_.randn(3)),
+], ids=["channels", "dims", "kernel_too_big", "groups", "conv1d_dims", "transposed_channels", "bias"])
 def test_conv_errors(call):
     raises_like_torch(lambda: call(F, lt), lambda: call(TF, torch))
 
@@ -479,7 +479,9 @@ def test_cross_entropy_spatial_and_unbatched():
 @pytest.mark.parametrize("target", [
     lambda T_: T_.rand(4), lambda T_: T_.randint(0, 5, (4,)).float(), lambda T_: (T_.rand(4, 5) * 4).long(),
     lambda T_: T_.randint(0, 5, (3,)), lambda T_: T_.randint(0, 5, (4, 2)), lambda T_: T_.tensor([0, 1, 2, 7]),
-], ids=["float_wrong_shape", "float_indices", "long_probabilities", "batch_mismatch", "multi_target", "out_of_range"])
+    lambda T_: T_.tensor([0, 1, 2, 3], dtype=T_.int32),
+], ids=["float_wrong_shape", "float_indices", "long_probabilities", "batch_mismatch", "multi_target", "out_of_range",
+        "int32"])
 def test_cross_entropy_target_errors(target):
     raises_like_torch(lambda: F.cross_entropy(lt.randn(4, 5), target(lt)),
                       lambda: TF.cross_entropy(torch.randn(4, 5), target(torch)))

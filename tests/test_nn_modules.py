@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 import lazytorch as lt  # noqa: E402
 import lazytorch.nn as nn  # noqa: E402
 from conftest import assert_close  # noqa: E402
-from test_nn_functional import IMG, LABELS, LOGITS, X, randint, randn, raises_like_torch  # noqa: E402
+from test_nn_functional import IMG, LABELS, LOGITS, X, randn, raises_like_torch  # noqa: E402
 
 TNN = torch.nn
 

@@ -88,7 +88,7 @@ class Program:
         assert tuple(lazy.shape) == ref.shape, f"{text}: lazy shape {tuple(lazy.shape)} != numpy {ref.shape}"
         value = Value(f"v{len(self.values)}", lazy, ref, dtype)
         finite = ref[np.isfinite(ref)] if value.is_float else ref
-        value.scale = max([1.0] + [v.scale for v in inputs] + [float(np.abs(finite).max())] * bool(finite.size))
+        value.scale = max([1.0, float(np.abs(finite).max(initial=0))] + [v.scale for v in inputs])
         self.values.append(value)
         self.lines.append(f"{value.name} = {text}    # {dtype}{list(ref.shape)}")
         return value
@@ -120,7 +120,7 @@ class Program:
 
     def in_range(self, ref) -> bool:
         finite = ref[np.isfinite(ref)] if self.float else ref
-        return finite.size == 0 or float(np.abs(finite).max()) <= (LIMIT if self.float else INT_LIMIT)
+        return float(np.abs(finite).max(initial=0)) <= (LIMIT if self.float else INT_LIMIT)
 
     def broadcast_partner(self, x: Value) -> Value:
         """An operand broadcastable with x: an existing value, or a new input of a derived shape."""

@@ -148,8 +148,12 @@ class _KernelBuilder:
             return self.load(node, path)
         family = node.op.family
         has_pad = any(op is Op.PAD for op, _ in path)
-        if node.op is Op.CONST and not has_pad:
-            return KConst(const_value(node), node.dtype)
+        if node.op is Op.CONST:
+            if not has_pad:
+                return KConst(const_value(node), node.dtype)
+            # zeros outside the padding need a masked load, so the constant gets a buffer
+            self.materialize(node, "a padded constant is read through a masked view")
+            return self.load(node, path)
         if family is Family.MOVEMENT:
             return self.visit(node.inputs[0], ((node.op, node.arg),) + path, in_body)
         if node is not self.root:

@@ -24,7 +24,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from compiler import dtypes as dt
 from compiler.ir import node as ir
 from lazytorch import _ops
 from lazytorch._tensor import Tensor

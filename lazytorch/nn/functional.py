@@ -9,10 +9,9 @@ cannot be 0 * inf = NaN. Convolution and pooling read windows through index tabl
 """
 from __future__ import annotations
 
-import builtins
 import math
 import warnings
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -20,7 +19,7 @@ from compiler import dtypes as dt
 from compiler.ir import node as ir
 from lazytorch import _creation, _movement, _ops
 from lazytorch._grad_mode import no_grad
-from lazytorch._tensor import Tensor, _dtype_label, get_default_dtype
+from lazytorch._tensor import Tensor, _dtype_label
 from lazytorch.nn import _windows
 
 _where, _exp, _log1p, _expm1, _tanh, _sigmoid, _erf = (_ops.where, _ops.exp, _ops.log1p, _ops.expm1, _ops.tanh,
@@ -98,7 +97,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     if approximate == "tanh":
         inner = (input + input * input * input * 0.044715) * math.sqrt(2.0 / math.pi)
         return input * 0.5 * (_tanh(inner) + 1.0)
-    raise RuntimeError(f"approximate argument must be either none or tanh.")
+    raise RuntimeError("approximate argument must be either none or tanh.")
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -212,14 +211,13 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tens
     if input.dim() == 0:
         raise RuntimeError("both arguments to linear need to be at least 1D, but they are 0D and "
                            f"{weight.dim()}D")
-    lead = input.shape[:-1]
+    # leading dims flattened into rows: one 2-D matmul, and torch's message for a size mismatch
     rows = input.reshape(-1, input.shape[-1]) if input.dim() != 2 else input
-    w = weight.t() if weight.dim() == 2 else weight.reshape(-1, 1)
-    out = _ops.matmul(rows, w)
+    out = _ops.matmul(rows, weight.t())
     if bias is not None:
         out = out + bias
     if input.dim() != 2:
-        out = out.reshape(tuple(lead) + ((weight.shape[0],) if weight.dim() == 2 else ()))
+        out = out.reshape(tuple(input.shape[:-1]) + (weight.shape[0],))
     return out
 
 
@@ -366,13 +364,13 @@ def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optio
         mean = input.mean(axes, keepdim=True)
         centered = input - mean
         var = (centered * centered).mean(axes, keepdim=True)
-        if running_mean is not None:
-            with no_grad():
-                running_mean.mul_(1.0 - momentum).add_(mean.detach().reshape(C) * momentum)
-        if running_var is not None:
-            with no_grad():
+        # one in-place update per buffer: it computes with the next realization (the step)
+        with no_grad():
+            if running_mean is not None:
+                running_mean.copy_(mean.detach().reshape(C) * momentum + running_mean * (1.0 - momentum))
+            if running_var is not None:
                 unbiased = var.detach().reshape(C) * (count / (count - 1))
-                running_var.mul_(1.0 - momentum).add_(unbiased * momentum)
+                running_var.copy_(unbiased * momentum + running_var * (1.0 - momentum))
     else:
         if running_mean is None or running_var is None:
             raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
@@ -492,12 +490,16 @@ def _batched(input: Tensor, nd: int, name: str):
 
 def _convnd(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride, padding, dilation, groups: int,
             nd: int, name: str) -> Tensor:
+    if weight.dim() != nd + 2:
+        raise RuntimeError(f"weight of a {name} must be {nd + 2}-dimensional, but got weight of size "
+                           f"{list(weight.shape)}")
     x, batched = _batched(input, nd, name)
     N, C = x.shape[0], x.shape[1]
     O, Cg = weight.shape[0], weight.shape[1]
     kernel = tuple(weight.shape[2:])
-    if weight.dim() != nd + 2:
-        raise RuntimeError(f"weight should have at least three dimensions")
+    if bias is not None and (bias.dim() != 1 or bias.shape[0] != O):
+        raise RuntimeError(f"Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional with {O} "
+                           f"elements, but got bias of size {list(bias.shape)} instead")
     if C != Cg * groups:
         raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, expected input"
                            f"{list(x.shape)} to have {Cg * groups} channels, but got {C} channels instead")
@@ -976,7 +978,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
 
 
 def _check_class_target(input: Tensor, target: Tensor) -> None:
-    if target.dtype.is_floating_point or target.dtype is dt.bool_:
+    if target.dtype not in (dt.int64, dt.uint8):
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype_label(target.dtype)}")
     if input.dim() < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.dim()})")

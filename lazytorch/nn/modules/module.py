@@ -444,10 +444,10 @@ class Module:
     def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
         for name, param in self._parameters.items():
             if param is not None:
-                destination[prefix + name] = param if keep_vars else param.detach()
+                destination[prefix + name] = param if keep_vars else _detached(param)
         for name, buf in self._buffers.items():
             if buf is not None and name not in self._non_persistent_buffers_set:
-                destination[prefix + name] = buf if keep_vars else buf.detach()
+                destination[prefix + name] = buf if keep_vars else _detached(buf)
 
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False) -> dict:
         """An ordered dict of parameters and persistent buffers with PyTorch's key names."""
@@ -572,6 +572,14 @@ class Module:
             else:
                 main += "\n  " + "\n  ".join(lines) + "\n"
         return main + ")"
+
+
+def _detached(t: Tensor) -> Tensor:
+    """A tensor with t's value and no gradient. A computed value shares t's array through a new
+    buffer node (reading it costs nothing; `detach()` would be a node to compute, a copy kernel)."""
+    if t._node.realized is not None:
+        return Tensor._from_node(ir.buffer(t._node.realized, t._node.device))
+    return t.detach()
 
 
 def _as_array(value) -> Optional[np.ndarray]:
