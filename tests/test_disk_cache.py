@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import lazytorch as lt
 from compiler.codegen import numba_cpu

@@ -6,7 +6,6 @@ logged reason; what cannot be traced fails at trace time with a clear message.
 
 Shapes are small and shared between tests: every distinct program is one Numba compile.
 """
-import math
 import warnings
 
 import numpy as np

@@ -694,7 +694,7 @@ def test_clip_grad_value():
 
 
 def test_parameters_to_vector_roundtrip():
-    model = mlp(nn)
+    model = two_layer(nn)
     vec = nn.utils.parameters_to_vector(model.parameters())
     assert vec.shape == (sum(p.numel() for p in model.parameters()),)
     nn.utils.vector_to_parameters(vec * 0 + 1, model.parameters())

@@ -14,9 +14,11 @@ is written to a temporary name and renamed into place.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import pickle
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,13 +26,18 @@ from compiler.runtime.counters import counters, log
 
 MAGIC = b"LZTC1"          # our checksummed payload: MAGIC + sha256(payload)[:16] + payload
 _DIGEST = 16
+_private: set[Path] = set()
 
 
 def root() -> Path:
     """The cache root: $LAZYTORCH_CACHE_DIR, else $XDG_CACHE_HOME/lazytorch (~/.cache/lazytorch);
     with LAZYTORCH_CACHE=0 a directory private to this process (Numba still needs real files)."""
     if os.environ.get("LAZYTORCH_CACHE", "1") == "0":
-        return Path(tempfile.gettempdir()) / f"lazytorch-nocache-{os.getpid()}"
+        path = Path(tempfile.gettempdir()) / f"lazytorch-nocache-{os.getpid()}"
+        if path not in _private:
+            _private.add(path)
+            atexit.register(shutil.rmtree, path, True)     # thrown away with the process
+        return path
     base = os.environ.get("LAZYTORCH_CACHE_DIR")
     if base:
         return Path(base)

@@ -31,8 +31,8 @@ from compiler.ir.kernel import KLoad, Kernel
 from compiler.ir.node import Node
 from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
 from compiler.passes.views import ShapeTracker, View
-from compiler.runtime.compile import compiled, load_kernel
-from compiler.runtime.counters import counters, log
+from compiler.runtime.compile import call, compiled, load_kernel
+from compiler.runtime.counters import counters
 from compiler.runtime.executor import launch_log, strided
 
 BLAS_DTYPES = ("float32", "float64")
@@ -141,7 +141,7 @@ class Program:
             else:
                 result = np.empty(step.kernel.out_shape, compute_dtype(step.kernel.out_dtype).np_dtype)
                 if result.size:
-                    step.function(result.reshape(-1), *[x.reshape(-1) for x in inputs])
+                    call(step.function, [result.reshape(-1)] + [x.reshape(-1) for x in inputs])
                     counters["kernel_launches"] += 1
                 name = step.name
             if timed:
