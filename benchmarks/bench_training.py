@@ -82,7 +82,7 @@ def _variants(compile_torch: bool):
     import torch
     import lazytorch
     import lazytorch.nn.functional  # noqa: F401  (lazytorch.nn is not imported by lazytorch itself)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 0)) or os.cpu_count() or 1)
     out = {"torch eager": (torch, None), "lazytorch eager": (lazytorch, None), "lazytorch jit": (lazytorch, lazytorch.jit)}
     if compile_torch:
         out["torch.compile"] = (torch, torch.compile)
@@ -157,28 +157,41 @@ def fresh_process(kind: str, cache: str) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--child")
-    args = parser.parse_args()
-    if args.child:
-        child(args.child)
-        return
-    rounds = 7 if args.quick else 21
-    report = {}
+def fresh_processes() -> None:
+    """Cold compile (empty cache) and warm start (same cache, new process) of both jitted steps."""
     with tempfile.TemporaryDirectory() as cache:
         for kind in ("mlp", "linreg"):
             cold = fresh_process(kind, cache)
             warm = fresh_process(kind, cache)
-            report[kind] = (cold, warm)
             print(f"{kind}: cold first jit step {cold['first_step_s']:.2f} s (cpu {cold['first_step_cpu_s']:.2f} s) "
                   f"(kernel_compiles {cold['counters']['kernel_compiles']}); warm cache: first step "
                   f"{warm['first_step_s']:.3f} s, script start -> first step done {warm['to_first_step_s']:.3f} s "
                   f"(import {warm['import_s']:.3f} s), process wall {warm['process_wall_s']:.3f} s, "
                   f"kernel_compiles {warm['counters']['kernel_compiles']}")
-    for workload in WORKLOADS:
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="BLAS/OpenMP/torch threads for every library (default: each library's own)")
+    parser.add_argument("--only", choices=["W4", "W3"], help="one workload (no fresh-process timings)")
+    args = parser.parse_args()
+    if args.threads:
+        # before numpy/scipy/torch are imported: OpenBLAS (numpy's, scipy's) and OpenMP read these once
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+    if args.child:
+        child(args.child)
+        return
+    rounds = 7 if args.quick else 21
+    workloads = [w for w in WORKLOADS if not args.only or w.startswith(args.only)]
+    if not args.only:
+        fresh_processes()
+    print(f"threads: {args.threads or 'library defaults'}")
+    for workload in workloads:
         result = measure(workload, not args.no_compile, rounds)
         med = result["median_s"]
         base = med["torch eager"]

@@ -51,7 +51,7 @@ def realize(*tensors: Tensor) -> None:
     realize_tensors(list(tensors))
 
 
-from lazytorch import optim, utils  # noqa: E402,F401  (after the names they use are defined)
+from lazytorch import nn, optim, utils  # noqa: E402,F401  (after the names they use are defined)
 from lazytorch.serialization import load, save  # noqa: E402,F401
 from lazytorch._jit import jit  # noqa: E402,F401
 from lazytorch.explain import dump_kernels, explain  # noqa: E402,F401

@@ -33,7 +33,12 @@ def _leaf(array: np.ndarray, device=None, requires_grad: bool = False) -> Tensor
 
 
 def _np_dtype(dtype: Optional[dt.DType]):
-    return (dtype or get_default_dtype()).np_dtype
+    return (resolve_dtype(dtype) or get_default_dtype()).np_dtype
+
+
+def resolve_dtype(dtype):
+    """torch accepts Python's bool/int/float as dtypes: they mean bool, int64 and the default float."""
+    return {builtins.bool: dt.bool_, builtins.int: dt.int64, builtins.float: get_default_dtype()}.get(dtype, dtype)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None) -> Tensor:

@@ -1,6 +1,8 @@
 """Bind the operations as `Tensor` methods, operators and in-place variants."""
 from __future__ import annotations
 
+import builtins
+
 from compiler import dtypes as dt
 from compiler.ir import node as ir
 from lazytorch import _creation, _movement, _ops
@@ -109,8 +111,8 @@ Tensor.__rpow__ = _scalar_first(_ops.pow)
 def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
     """`.to(dtype)`, `.to(device)`, `.to(device, dtype)`, `.to(other_tensor)`."""
     for a in args:
-        if isinstance(a, dt.DType):
-            dtype = a
+        if isinstance(a, dt.DType) or a in (builtins.bool, builtins.int, builtins.float):
+            dtype = _creation.resolve_dtype(a)
         elif isinstance(a, Tensor):
             dtype, device = a.dtype, a.device
         elif a is not None:

@@ -262,8 +262,31 @@ class Tensor:
         return self._retains_grad
 
     def detach(self) -> "Tensor":
-        node = ir.unary(Op.DETACH, self._node) if self._requires_grad else self._node
-        return Tensor._from_node(node)
+        if not self._requires_grad:
+            return Tensor._from_node(self._node)
+        if self._node.realized is not None:
+            # the value is known: a new leaf sharing it costs nothing (a DETACH node would need
+            # a copy kernel to realize)
+            return Tensor._from_node(ir.buffer(self._node.realized, self._node.device))
+        return Tensor._from_node(ir.unary(Op.DETACH, self._node))
+
+    @property
+    def data(self) -> "Tensor":
+        """The same values, detached from autograd (torch's `.data`)."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value: "Tensor"):
+        if tuple(value.shape) != tuple(self.shape) or value.dtype is not self.dtype:
+            self._check_data_assignment(value)
+        node = value._node if not value._requires_grad else value.detach()._node
+        self._set_node(node)
+
+    def _check_data_assignment(self, value: "Tensor"):
+        # torch allows changing shape and dtype through .data; lazytorch keeps the tensor's node
+        # type-stable so compiled programs stay valid, and says so
+        raise RuntimeError(f"assigning .data of shape {list(value.shape)} ({value.dtype}) to a tensor of shape "
+                           f"{list(self.shape)} ({self.dtype}) is not supported; create a new tensor instead")
 
     def detach_(self) -> "Tensor":
         if self._requires_grad:

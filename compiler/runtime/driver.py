@@ -17,6 +17,7 @@ LAZYTORCH_DEBUG>=2.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import math
 import re
@@ -32,7 +33,7 @@ from compiler.ir.node import Node
 from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
 from compiler.passes.views import ShapeTracker, View
 from compiler.runtime.compile import call, compiled, load_kernel
-from compiler.runtime.counters import counters
+from compiler.runtime.counters import counters, log
 from compiler.runtime.executor import launch_log, strided
 
 BLAS_DTYPES = ("float32", "float64")
@@ -80,6 +81,7 @@ class Program:
         self.driver = None
         self.name = self.source = None
         self.first_call = True
+        self.stepwise = False           # set if the driver fails to compile
         if self.schedule.steps:
             self.name, self.source = self._generate()
             self.driver = load_kernel(self.name, self.source)
@@ -91,6 +93,8 @@ class Program:
             arrays = list(arrays)
             for k in self._f16_in:
                 arrays[k] = arrays[k].astype(np.float32)
+        if self.stepwise:
+            return self.run_steps(arrays)
         if self.driver is None:
             outs = self._leaf_outputs(arrays)
         elif self.first_call:
@@ -109,10 +113,17 @@ class Program:
         kernels = [step.function for step in self.schedule.steps if isinstance(step, KernelStep)]
         kernels += [fn for _, fn in self.copy_kernels.values()]
         before = {id(fn): (len(fn.signatures), sum(fn._cache_hits.values())) for fn in kernels}
-        if self.driver.signatures:      # compiled already, for another program of the same source
-            outs = self.driver(*arrays, *self.constants)
-        else:
-            outs = compiled(self.driver, lambda: self.driver(*arrays, *self.constants))
+        try:
+            if self.driver.signatures:      # compiled already, for another program of the same source
+                outs = self.driver(*arrays, *self.constants)
+            else:
+                outs = compiled(self.driver, lambda: self.driver(*arrays, *self.constants))
+        except Exception as e:              # a driver Numba cannot compile: never fail the program
+            log(0, f"driver {self.name} failed to compile ({type(e).__name__}: {str(e)[:300]}); "
+                   "running its kernels one by one instead")
+            self.driver, self.stepwise = None, True
+            self.first_call = False
+            return self.run_steps(arrays)
         for fn in {id(f): f for f in kernels}.values():
             n_sigs, hits = before[id(fn)]
             if len(fn.signatures) > n_sigs:     # compiled (or loaded) as a callee of the driver
@@ -238,7 +249,6 @@ class Program:
         return name, source
 
 
-_LOCAL = re.compile(r"(?:v|acc|r|g|part|best|i|b)\d+")
 _NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
 
 
@@ -256,12 +266,14 @@ def _inline(source: str, args: list[str], prefix: str):
             module, names = line[len("from "):].split(" import ")
             imports[module] = set(names.split(", "))
     decorator = lines[at - 1]
+    function = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef))
+    local = {n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
     def repl(m):
         word = m.group(0)
         if word in rename:
             return rename[word]
-        return prefix + word if _LOCAL.fullmatch(word) else word
+        return prefix + word if word in local else word
 
     body = [_NAME.sub(repl, line) for line in lines[at + 1:] if line.strip() and not line.strip().startswith("#")]
     body = [line[4:] for line in body]      # the driver indents its lines itself
