@@ -404,3 +404,23 @@ def test_one_native_call_per_step(counters):
     spec = step.specializations[0]
     assert spec.fast_source is not None and "_driver(" in spec.fast_source
     assert spec.program.source.count("@numba.njit") == 1
+
+
+def test_driver_that_fails_to_compile_falls_back_to_kernels(monkeypatch, capfd):
+    from compiler.runtime import driver
+    generate = driver.Program._generate
+
+    def broken(self):
+        name, source = generate(self)
+        source = source.replace("    return (", "    undefined_name_in_driver + 1\n    return (", 1)
+        return name + "_broken", source.replace(name, name + "_broken")
+
+    monkeypatch.setattr(driver.Program, "_generate", broken)
+
+    @lt.jit
+    def f(x):
+        return (x * 3).sum()
+
+    assert f(lt.ones(4)).item() == 12.0
+    assert f(lt.ones(4) * 2).item() == 24.0
+    assert "failed to compile" in capfd.readouterr().err

@@ -17,10 +17,12 @@ from compiler.ir.ops import Op
 from compiler.passes.views import ShapeTracker, contiguous_strides
 
 # 'nnan'/'ninf' are left out on purpose: they let LLVM delete NaN checks (isnan, maximum, ...);
-# so is 'arcp': it turns 1 / sqrt(x) into an rsqrt estimate that gives NaN for 0 and inf
-FASTMATH_FLAGS = {"nsz", "contract", "afn", "reassoc"}
+# so is 'arcp': it turns 1 / sqrt(x) into an rsqrt estimate that gives NaN for 0 and inf; and so
+# is 'reassoc': it cancels x - x to 0 (NaN for inf/NaN x: x - x.amax(1) over a size-1 axis). Sums
+# still vectorize: their accumulating add alone is reassociable (scalar_ops.fadd_reassoc)
+FASTMATH_FLAGS = {"nsz", "contract", "afn"}
 PARALLEL_MIN_ELEMENTS = 1 << 16     # below this, thread start-up costs more than it saves
-SUM_BLOCK = 1024                    # float32 sums: elements per float32 partial sum (see blocked_sum)
+SUM_BLOCK = 1024                    # float sums: elements per partial sum (see blocked_sum)
 
 FAST_F32 = {Op.EXP: "exp_f32", Op.LOG: "log_f32", Op.TANH: "tanh_f32", Op.SIGMOID: "sigmoid_f32",
             Op.ERF: "erf_f32"}
@@ -207,8 +209,8 @@ class _Emitter:
         parallel = (not any(d not in axes for d in range(len(self.kernel.full_shape)))
                     and op is Op.SUM and math.prod(self.kernel.full_shape) >= PARALLEL_MIN_ELEMENTS)
         indent = self.indent
-        if op is Op.SUM and src_dtype is dtypes.float32:
-            self.blocked_sum(acc, r, axes, full_idx, parallel)
+        if op is Op.SUM and src_dtype.is_floating_point:
+            self.blocked_sum(acc, r, axes, full_idx, src_dtype, parallel)
         else:
             self.open_loops(axes, parallel_first=parallel)
             self.accumulate(acc, r, axes, full_idx, src_dtype, best)
@@ -241,11 +243,12 @@ class _Emitter:
             self.emit(f"    {best} = {v}")
             self.emit(f"    {acc} = {flat}")
 
-    def blocked_sum(self, acc: str, r: KReduce, axes, full_idx: list[str], parallel: bool):
-        """A float32 sum: float32 partial sums over blocks of the innermost reduced axis, added into
-        the float64 `acc`. A float64 accumulator per element halves the vector width of the loop
-        (and of the exp inside softmax's sum); per-block float32 partials, spread by LLVM over the
-        vector lanes, keep the error near float32 rounding of a short sum."""
+    def blocked_sum(self, acc: str, r: KReduce, axes, full_idx: list[str], dtype: DType, parallel: bool):
+        """A float sum: partial sums in the values' dtype over blocks of the innermost reduced axis,
+        added into the float64 `acc`. A float64 accumulator per float32 element would halve the
+        vector width of the loop (and of the exp inside softmax's sum); the partial's add is
+        reassociable (`fadd_reassoc`), so LLVM spreads it over the vector lanes, and short partials
+        keep the error near the rounding of a short sum."""
         *outer, last = axes
         self.open_loops(outer, parallel_first=parallel)
         n, block = self.loop_shape[last], SUM_BLOCK
@@ -255,13 +258,13 @@ class _Emitter:
             stop = f"b{last} * {block} + {block}"
             self.emit(f"for b{last} in {loop}({-(-n // block)}):")
             self.indent += 1
-            self.emit(f"{part} = np.float32(0.0)")
+            self.emit(f"{part} = {literal(0, dtype)}")
             self.emit(f"for i{last} in range(b{last} * {block}, {stop if n % block == 0 else f'min({stop}, {n})'}):")
         else:
-            self.emit(f"{part} = np.float32(0.0)")
+            self.emit(f"{part} = {literal(0, dtype)}")
             self.emit(f"for i{last} in range({n}):")
         self.indent += 1
-        self.emit(f"{part} += {self.value(r.body, full_idx)}")
+        self.emit(f"{part} = fadd_reassoc({part}, {self.value(r.body, full_idx)})")
         self.indent -= 1
         self.emit(f"{acc} += {part}")
 
@@ -334,7 +337,7 @@ def generate(kernel: Kernel) -> tuple[str, str]:
         f"# helpers: {HELPERS_HASH}",
         "import numba",
         "import numpy as np",
-        "from compiler.codegen.scalar_ops import maximum, minimum, sigmoid, erf, sign",
+        "from compiler.codegen.scalar_ops import maximum, minimum, sigmoid, erf, sign, fadd_reassoc",
         *( [f"from compiler.codegen.fastmath import {', '.join(helpers)}"] if helpers else []),
         "",
         "",

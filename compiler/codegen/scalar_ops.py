@@ -37,6 +37,30 @@ _llvm_maximum = _llvm_float_intrinsic("llvm.maximum")
 _llvm_minimum = _llvm_float_intrinsic("llvm.minimum")
 
 
+@intrinsic
+def _fadd_reassoc(typingctx, a, b):
+    if not (isinstance(a, types.Float) and a == b):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fadd(args[0], args[1], flags=("reassoc", "nsz"))
+    return a(a, b), codegen
+
+
+def fadd_reassoc(a, b):
+    """a + b; on two floats of one type an LLVM `fadd reassoc nsz`: the one instruction of a sum
+    reduction that may be reordered, so LLVM splits the accumulator over vector lanes. Kernels
+    are compiled without 'reassoc' otherwise: it lets LLVM cancel x - x to 0 (NaN for inf/NaN x)."""
+    return a + b
+
+
+@overload(fadd_reassoc, inline="always")
+def _fadd_reassoc_overload(a, b):
+    if isinstance(a, types.Float) and a == b:
+        return lambda a, b: _fadd_reassoc(a, b)
+    return lambda a, b: a + b
+
+
 def maximum(a, b):
     # torch.maximum propagates NaN from either side; Python's max() would drop it
     return a if (a > b or a != a) else b

@@ -41,6 +41,8 @@ PARALLEL_DRIVER = False
 """Keep the kernels' `prange` loops in an inlined driver. Numba's parfor passes on one large
 function cost more than the threads gain on small machines (MLP step: 12 s of compile instead of
 6.7 s), so by default a driver is one thread (BLAS keeps its own threads)."""
+SMALL_MATMUL = 4096
+"""Matmuls of at most this many multiply-adds are loops in the driver: calling BLAS costs more."""
 INLINE_KERNELS = True
 """Paste each kernel's body into the driver (one function for Numba to compile: the kernels'
 fixed compile costs are paid once, and their code is not optimized twice, as it is when the driver
@@ -333,14 +335,17 @@ def _matmul_lines(out: str, node: Node, operands) -> list[str]:
     out_block = f"{out}[{out_offset} * {r * m}:{out_offset} * {r * m} + {r * m}].reshape({r}, {m})" if batch \
         else f"{out}.reshape({r}, {m})"
     left, right = _block(a, va, offsets[0]), _block(b, vb, offsets[1])
-    if dtype in BLAS_DTYPES:
+    if dtype in BLAS_DTYPES and r * m * k > SMALL_MATMUL:
         lines.append(f"{indent}np.dot({left}, {right}, {out_block})")
-    else:   # integer and bool matmuls: no BLAS
-        ma, mb, mo, acc = (f"{x}_{out}" for x in ("ma", "mb", "mo", "acc"))
-        lines += [f"{indent}{ma} = {left}", f"{indent}{mb} = {right}", f"{indent}{mo} = {out_block}",
-                  f"{indent}for p in range({r}):", f"{indent}    for q in range({m}):",
-                  f"{indent}        {acc} = {mo}[p, q]", f"{indent}        for s in range({k}):",
-                  f"{indent}            {acc} += {ma}[p, s] * {mb}[s, q]", f"{indent}        {mo}[p, q] = {acc}"]
+        return lines
+    # integer and bool matmuls (no BLAS), and tiny float ones (a BLAS call costs more): loops,
+    # floats summed in float64
+    ma, mb, mo, acc = (f"{x}_{out}" for x in ("ma", "mb", "mo", "acc"))
+    init = "0.0" if dtype in BLAS_DTYPES else f"{mo}[p, q]"
+    lines += [f"{indent}{ma} = {left}", f"{indent}{mb} = {right}", f"{indent}{mo} = {out_block}",
+              f"{indent}for p in range({r}):", f"{indent}    for q in range({m}):",
+              f"{indent}        {acc} = {init}", f"{indent}        for s in range({k}):",
+              f"{indent}            {acc} += {ma}[p, s] * {mb}[s, q]", f"{indent}        {mo}[p, q] = {acc}"]
     return lines
 
 

@@ -58,12 +58,14 @@ from lazytorch._jit.guards import (_build_guards, _describe_signature, _flatten,
                                    _tensor_labels)
 from lazytorch._jit.replay import Specialization, _Retrace, _Template
 from lazytorch._jit.trace import _GRAD_SLOT, _NODE_SLOT, _Owner, _Tracer, _substitute
-from lazytorch._tensor import Tensor, _pending_leaves, get_default_dtype
+from lazytorch._grad_mode import _enabled as _grad_enabled
+from lazytorch._tensor import Tensor, _default_dtype, _pending_leaves, _tracing, get_default_dtype
 
 
 __all__ = ["jit", "JitFunction", "jitted_functions"]
 
 MAX_SPECIALIZATIONS = 8
+_NONE = ()
 
 
 def jit(fn=None, *, max_specializations: int = MAX_SPECIALIZATIONS):
@@ -113,24 +115,27 @@ class JitFunction:
         return getattr(fn, name)
 
     def __call__(self, *args, **kwargs):
-        if _tensor._tracing[0] is not None:       # called from a function being traced: inline
+        if _tracing[0] is not None:       # called from a function being traced: inline
             return self._fn(*args, **kwargs)
         tensors: list = []
         objects: list = []
-        parts = [is_grad_enabled(), get_default_dtype()]
-        for a in args:
-            _flatten(a, tensors, parts, objects)
-        if kwargs:
-            parts.append(tuple(kwargs))
-            for a in kwargs.values():
+        if args or kwargs:
+            parts = [_grad_enabled[0], _default_dtype[0]]
+            for a in args:
                 _flatten(a, tensors, parts, objects)
-        if len(tensors) > 1:       # the same tensor passed twice binds one input: part of the key
-            ids = [id(t._node) for t in tensors]
-            if len(set(ids)) != len(ids):
-                parts.append(("aliases", tuple(ids.index(i) for i in ids)))
-        key = tuple(parts)
+            if kwargs:
+                parts.append(tuple(kwargs))
+                for a in kwargs.values():
+                    _flatten(a, tensors, parts, objects)
+            if len(tensors) > 1:       # the same tensor passed twice binds one input: part of the key
+                ids = [id(t._node) for t in tensors]
+                if len(set(ids)) != len(ids):
+                    parts.append(("aliases", tuple(ids.index(i) for i in ids)))
+            key = tuple(parts)
+        else:
+            key = (_grad_enabled[0], _default_dtype[0])
         reason = None
-        for spec in self._cache.get(key, ()):
+        for spec in self._cache.get(key, _NONE):
             if spec.guards.check(tensors):
                 try:
                     return spec.fast(tensors)

@@ -201,12 +201,15 @@ class Specialization:
                 lines.append(f"    {target}.grad = None")
             else:
                 lines.append(f"    t = {target}{'.grad' if kind == 'grad_inplace' else ''}")
-                # what Tensor._set_node does for a realized node, on the weak dictionary's own dict
-                lines += ["    ref = _gtd.get(id(t._node))",
-                          "    if ref is not None and ref() is t: del _gtd[id(t._node)]",
+                # what Tensor._set_node does for a realized node, on the weak dictionary's own dict;
+                # the tensor's entry moves to its new node's id (its weak reference re-keyed)
+                lines += ["    ref = _gtd.pop(id(t._node), None)",
+                          "    if ref is not None and ref() is not t: _gtd[id(t._node)] = ref; ref = None",
                           f"    t._node = r{k}",
-                          "    if t._requires_grad and (t._grad_fn is None or t._retains_grad): "
-                          f"_gtd[id(r{k})] = _KeyedRef(t, _gt_remove, id(r{k}))"]
+                          "    if t._requires_grad and (t._grad_fn is None or t._retains_grad):",
+                          "        if ref is None: ref = _KeyedRef(t, _gt_remove, 0)",
+                          f"        ref.key = id(r{k})",
+                          f"        _gtd[id(r{k})] = ref"]
         if self.template is None:
             lines.append("    return None")
         else:
