@@ -1,7 +1,19 @@
 """Shared by the digits examples: scikit-learn's bundled 8x8 digits as lazytorch tensors."""
+import argparse
+import os
+
 import numpy as np
 
 import lazytorch as torch
+
+
+def parse_args(doc: str, epochs: int, quick_epochs: int) -> argparse.Namespace:
+    """--epochs (`quick_epochs` under LAZYTORCH_EXAMPLE_QUICK, else `epochs`) and --plot."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=quick_epochs if os.environ.get("LAZYTORCH_EXAMPLE_QUICK")
+                        else epochs)
+    parser.add_argument("--plot", default="", help="write a loss/accuracy curve to this PNG file")
+    return parser.parse_args()
 
 
 def load_digits_split(test_fraction: float = 0.2, seed: int = 0):

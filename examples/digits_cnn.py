@@ -5,12 +5,9 @@
 
 Reaches >= 97% test accuracy with the default settings.
 """
-import argparse
-import os
-
 import lazytorch as torch
 import lazytorch.nn as nn
-from _digits import load_digits_split, train
+from _digits import load_digits_split, parse_args, train
 
 
 def make_model() -> nn.Module:
@@ -29,8 +26,5 @@ def main(epochs: int, plot: str = "") -> float:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2 if os.environ.get("LAZYTORCH_EXAMPLE_QUICK") else 20)
-    parser.add_argument("--plot", default="", help="write a loss/accuracy curve to this PNG file")
-    args = parser.parse_args()
+    args = parse_args(__doc__, epochs=20, quick_epochs=2)
     main(args.epochs, args.plot)

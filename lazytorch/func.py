@@ -101,6 +101,16 @@ def _positions(argnums, nargs: int, name: str) -> tuple[int, ...]:
     return tuple(p % nargs for p in positions)
 
 
+def _stand_in_args(args: tuple, argnums, name: str) -> tuple[list, list, list[Tensor]]:
+    """(args with stand-ins at `argnums`, those argument trees, their stand-in leaves)."""
+    positions = _positions(argnums, len(args), name)
+    args = list(args)
+    for p in positions:
+        args[p] = _tree_map(_stand_in, args[p])
+    trees = [args[p] for p in positions]
+    return args, trees, _tree_leaves(trees)
+
+
 def _split_aux(result, has_aux: bool, name: str):
     if not has_aux:
         return result, None
@@ -129,12 +139,7 @@ def grad_and_value(func: Callable, argnums=0, has_aux: bool = False) -> Callable
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        positions = _positions(argnums, len(args), "grad_and_value")
-        args = list(args)
-        for p in positions:
-            args[p] = _tree_map(_stand_in, args[p])
-        trees = [args[p] for p in positions]
-        stand_ins = _tree_leaves(trees)
+        args, trees, stand_ins = _stand_in_args(args, argnums, "grad_and_value")
         with _differentiating(stand_ins):
             output, aux = _split_aux(func(*args, **kwargs), has_aux, "grad_and_value")
             if not isinstance(output, Tensor):
@@ -194,12 +199,7 @@ def jacrev(func: Callable, argnums=0, *, has_aux: bool = False) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from lazytorch._movement import stack
-        positions = _positions(argnums, len(args), "jacrev")
-        args = list(args)
-        for p in positions:
-            args[p] = _tree_map(_stand_in, args[p])
-        trees = [args[p] for p in positions]
-        stand_ins = _tree_leaves(trees)
+        args, trees, stand_ins = _stand_in_args(args, argnums, "jacrev")
         with _differentiating(stand_ins):
             output, aux = _split_aux(func(*args, **kwargs), has_aux, "jacrev")
             per_output = []

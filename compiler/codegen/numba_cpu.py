@@ -93,6 +93,7 @@ class _Emitter:
         self.scope: dict[int, str] = {}           # id(expr) -> variable, for the current loop body
         self.reduced: dict[int, str] = {}         # id(KReduce) -> variable, for the whole row
         self.helpers: set[str] = set()
+        self.stash: dict[int, object] = {}        # id(KReduce) -> body subexpression stored in out
 
     def emit(self, line: str):
         self.lines.append("    " * self.indent + line)
@@ -222,10 +223,17 @@ class _Emitter:
             acc = result
         self.reduced[id(r)] = acc
 
+    def body_value(self, r: KReduce, full_idx: list[str]) -> str:
+        """The value a reduction loop reduces; stores its stashed subexpression (see _row_stash)."""
+        v = self.value(r.body, full_idx)
+        if id(r) in self.stash:
+            self.emit(f"out[{_flat_out(self.kernel.full_shape, full_idx)}] = {self.scope[id(self.stash[id(r)])]}")
+        return v
+
     def accumulate(self, acc: str, r: KReduce, axes, full_idx: list[str], src_dtype: DType, best):
         """The innermost statement of a reduction loop nest."""
         op = r.op
-        v = self.value(r.body, full_idx)
+        v = self.body_value(r, full_idx)
         if op is Op.SUM:
             self.emit(f"{acc} += {v}")
         elif op is Op.PROD:
@@ -264,7 +272,7 @@ class _Emitter:
             self.emit(f"{part} = {literal(0, dtype)}")
             self.emit(f"for i{last} in range({n}):")
         self.indent += 1
-        self.emit(f"{part} = fadd_reassoc({part}, {self.value(r.body, full_idx)})")
+        self.emit(f"{part} = fadd_reassoc({part}, {self.body_value(r, full_idx)})")
         self.indent -= 1
         self.emit(f"{acc} += {part}")
 
@@ -293,6 +301,65 @@ def _unsigned(flat: str) -> str:
     inside prange bodies and loops with runtime bounds LLVM cannot prove i >= 0, so that select
     turns contiguous vector loads into gathers (softmax rows 2x slower). Valid indices are >= 0."""
     return flat if flat.isdigit() else f"np.uintp({flat})"
+
+
+COSTLY = frozenset({Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SIGMOID, Op.ERF, Op.LOG1P,
+                    Op.EXPM1, Op.POW, Op.ATAN2})
+"""Ops worth storing and reloading rather than computing twice (see _row_stash)."""
+
+
+def _subexprs(e, found=None) -> dict:
+    """id -> expression for `e` and everything it computes, not entering reductions."""
+    found = {} if found is None else found
+    if id(e) not in found:
+        found[id(e)] = e
+        children = e.srcs if isinstance(e, KOp) else (e.index,) if isinstance(e, KGather) else ()
+        for c in children:
+            _subexprs(c, found)
+    return found
+
+
+def _structure(e, memo: dict) -> tuple:
+    """A key equal for equal computations: fusion builds a reduction's body and a row kernel's
+    write expression as separate objects, even where they compute the same thing."""
+    if id(e) not in memo:
+        if isinstance(e, KLoad):
+            key = ("load", e.slot, e.tracker, e.dtype.name)
+        elif isinstance(e, KConst):
+            key = ("const", repr(e.value), e.dtype.name)
+        elif isinstance(e, KReduce):
+            key = ("reduce", id(e))
+        elif isinstance(e, KGather):
+            key = ("gather", e.slot, e.tracker, e.axis, e.dtype.name, _structure(e.index, memo))
+        else:
+            key = (e.op, e.arg, e.dtype.name, tuple(_structure(c, memo) for c in e.srcs))
+        memo[id(e)] = key
+    return memo[id(e)]
+
+
+def _row_stash(k: Kernel):
+    """Row kernels: the largest costly subexpression that both a reduction's loop and the write
+    loop compute, as (that reduction, its copy in the body, its copies in the write expression).
+    Softmax's exp(x - max) is summed, then written divided by the sum: the sum loop stores it in
+    `out` and the write loop reads it back instead of computing exp twice. Safe because `out` is
+    a fresh buffer that no input aliases, and the write loop reads each element before writing it."""
+    if k.mode != "row":
+        return None
+    memo: dict = {}
+    written: dict = {}
+    for e in _subexprs(k.expr).values():
+        if isinstance(e, KOp):
+            written.setdefault(_structure(e, memo), []).append(e)
+    best = None
+    for r in _collect_reduces(k.expr):
+        for e in _subexprs(r.body).values():
+            if not (isinstance(e, KOp) and _structure(e, memo) in written
+                    and compute_dtype(e.dtype) is compute_dtype(k.out_dtype)):
+                continue
+            inner = [x for x in _subexprs(e).values() if isinstance(x, KOp)]
+            if any(x.op in COSTLY for x in inner) and (best is None or len(inner) > best[0]):
+                best = (len(inner), r, e, written[_structure(e, memo)])
+    return best and best[1:]
 
 
 def _flat_out(shape, names) -> str:
@@ -358,6 +425,9 @@ def _loop_body(em: _Emitter, k: Kernel):
     parallel = bool(outer) and numel >= PARALLEL_MIN_ELEMENTS and k.full_shape[outer[0]] > 1
     em.open_loops(outer, parallel_first=parallel)
     full_idx = [f"i{d}" for d in range(nd)]
+    stash = _row_stash(k)
+    if stash:
+        em.stash[id(stash[0])] = stash[1]
     for r in _collect_reduces(k.expr):
         em.reduction(r, k.reduce_axes, full_idx)
     if k.mode == "reduce":
@@ -369,6 +439,10 @@ def _loop_body(em: _Emitter, k: Kernel):
     if k.mode == "row":
         em.scope = {}
         em.open_loops(k.reduce_axes)
+        if stash:
+            stored = em.fresh()
+            em.emit(f"{stored} = out[{_flat_out(k.full_shape, full_idx)}]")
+            em.scope.update((id(e), stored) for e in stash[2])
     v = em.value(k.expr, full_idx)
     em.emit(f"out[{_flat_out(k.full_shape, full_idx)}] = {v}")
 
