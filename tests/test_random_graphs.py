@@ -515,3 +515,15 @@ def test_x_minus_its_max_over_one_element_keeps_nan(value):
     again = (shifted - shifted.amax(0, keepdim=True)).reshape(1)
     last = again - again.amax(0, keepdim=True)
     np.testing.assert_array_equal(last.numpy(), [np.nan])
+
+
+def test_leading_slice_of_a_reduction():
+    """Found by the random graphs: a leading slice of a reduction's result is a contiguous view
+    of fewer elements; fusion took it for the whole reduction (wrong values, or a crash)."""
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    x = lt.from_numpy(a)
+    first_row = x.sum(0)[:1]
+    picked = x[:1].sum(0, keepdim=True)[:, 0, None]
+    lt.realize(first_row, picked)
+    np.testing.assert_array_equal(first_row.numpy(), a.sum(0)[:1])
+    np.testing.assert_array_equal(picked.numpy(), a[:1].sum(0, keepdims=True)[:, 0, None])

@@ -118,7 +118,9 @@ class _KernelBuilder:
                 view = self.tracker(node.shape, path).single_view
                 if view is None:
                     continue
-                if view.is_contiguous:         # the output is this reduction, maybe reshaped
+                # the output is this whole reduction, maybe reshaped (a leading slice of it is
+                # contiguous too, but covers fewer elements: then the reduction is a buffer)
+                if view.is_contiguous and math.prod(view.shape) == node.numel:
                     geometry.mode, geometry.epilogue_shape = "reduce", node.shape
                 elif view == _expand_view(node) and self.root.shape == node.inputs[0].shape:
                     geometry.mode, geometry.epilogue_shape = "row", node.inputs[0].shape
