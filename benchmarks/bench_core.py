@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -142,7 +143,7 @@ def breakdown(np, lt, compiler, repeats: int, quick: bool) -> list[list[str]]:
             for key, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
                 parts[key].append(dt)
         kernels = sum(1 for s in schedule.steps if hasattr(s, "kernel"))
-        out.append([name, str(kernels)] + [f"{common.statistics.median(v) * 1e6:.0f}" for v in parts.values()])
+        out.append([name, str(kernels)] + [f"{statistics.median(v) * 1e6:.0f}" for v in parts.values()])
     return out
 
 

@@ -104,11 +104,6 @@ def compare(impls: dict[str, Callable[[], object]], repeats: int, warmup: int = 
     return timings
 
 
-def time_per_call(fn: Callable[[], object], repeats: int) -> Timing:
-    """Median/min of `fn` alone (no round-robin), after one untimed call."""
-    return compare({"fn": fn}, repeats, warmup=0)["fn"]
-
-
 def fmt_ms(seconds: Optional[float]) -> str:
     if seconds is None:
         return "—"

@@ -527,3 +527,16 @@ def test_leading_slice_of_a_reduction():
     lt.realize(first_row, picked)
     np.testing.assert_array_equal(first_row.numpy(), a.sum(0)[:1])
     np.testing.assert_array_equal(picked.numpy(), a[:1].sum(0, keepdims=True)[:, 0, None])
+
+
+def test_expand_a_slice_of_padding():
+    """Found by the random graphs: slicing one column of a padded (rolled, concatenated) tensor left
+    an empty valid range (1, 1) that expand took for "all valid", reading past the padding."""
+    a = np.arange(8, dtype=np.float32).reshape(2, 2, 2)
+    x = lt.from_numpy(a)
+    rolled = x.roll(1, 2) - 1.0
+    column = rolled[:, :, 0, None].expand(2, 2, 2)
+    padded = lt.cat([lt.zeros(2, 2, 1), x], 2)[:, :, :1].expand(2, 2, 3)
+    lt.realize(column, padded)
+    np.testing.assert_array_equal(column.numpy(), np.broadcast_to((np.roll(a, 1, 2) - 1)[:, :, :1], (2, 2, 2)))
+    np.testing.assert_array_equal(padded.numpy(), np.zeros((2, 2, 3)))

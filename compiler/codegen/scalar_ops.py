@@ -70,18 +70,27 @@ def minimum(a, b):
     return a if (a < b or a != a) else b
 
 
+# Integers and bools have no NaN: the builtins. (A conditional expression written in an inlined
+# overload makes Numba's SSA check warn, so mixed float types go through the float64 intrinsic.)
+_INTEGRAL = (types.Integer, types.Boolean)
+
+
 @overload(maximum, inline="always")
 def _maximum(a, b):
     if isinstance(a, types.Float) and a == b:
         return lambda a, b: _llvm_maximum(a, b)
-    return lambda a, b: a if (a > b or a != a) else b
+    if isinstance(a, _INTEGRAL) and isinstance(b, _INTEGRAL):
+        return lambda a, b: max(a, b)
+    return lambda a, b: _llvm_maximum(np.float64(a), np.float64(b))
 
 
 @overload(minimum, inline="always")
 def _minimum(a, b):
     if isinstance(a, types.Float) and a == b:
         return lambda a, b: _llvm_minimum(a, b)
-    return lambda a, b: a if (a < b or a != a) else b
+    if isinstance(a, _INTEGRAL) and isinstance(b, _INTEGRAL):
+        return lambda a, b: min(a, b)
+    return lambda a, b: _llvm_minimum(np.float64(a), np.float64(b))
 
 
 @_inline

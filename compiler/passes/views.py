@@ -47,6 +47,10 @@ class View:
         # size-1 axes get stride 0, and a mask that covers everything is dropped, so equal views
         # compare equal and kernels that differ only in such details share one compiled function
         strides = tuple(0 if n == 1 else s for n, s in zip(shape, strides))
+        if mask is not None:
+            # an empty range is always (0, 0): expand and reshape test emptiness by that value (a
+            # slice of padding leaves ranges like (1, 1), which expand took for "all valid")
+            mask = tuple(m if m[0] < m[1] else (0, 0) for m in mask)
         if mask is not None and all(m == (0, n) for m, n in zip(mask, shape)):
             mask = None
         return View(tuple(shape), strides, offset, mask)
