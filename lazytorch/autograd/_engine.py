@@ -163,6 +163,21 @@ def backward(tensors, grad_tensors=None, retain_graph: Optional[bool] = None, cr
             _pending_leaves.add(o)
 
 
+def zero_grads(params, set_to_none: bool = True) -> None:
+    """Reset the gradients of `params`: to None, or to zeros in place (Module/Optimizer.zero_grad)."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+            continue
+        if p.grad.grad_fn is not None:
+            p.grad.detach_()
+        else:
+            p.grad.requires_grad_(False)
+        p.grad.zero_()
+
+
 def _accumulate(t: Tensor, new: Tensor) -> None:
     """t.grad += new: in place when nothing is differentiable (a tensor holding t.grad sees the
     sum, as in torch), out of place (a graph) when either side requires grad."""

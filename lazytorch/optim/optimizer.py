@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Optional
 import lazytorch
 from lazytorch._grad_mode import enable_grad, no_grad
 from lazytorch._tensor import Tensor
+from lazytorch.autograd._engine import zero_grads
 
 
 class _RequiredParameter:
@@ -126,18 +127,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients: to None (the default), or to zeros in place."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    if p.grad.grad_fn is not None:
-                        p.grad.detach_()
-                    else:
-                        p.grad.requires_grad_(False)
-                    p.grad.zero_()
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     # -- the step ---------------------------------------------------------------------------------
     def step(self, closure: Optional[Callable[[], Any]] = None):

@@ -17,6 +17,7 @@ from compiler.ir import node as ir
 from lazytorch._grad_mode import no_grad
 from lazytorch._tensor import Size, Tensor, _device_name
 from lazytorch.nn.parameter import Buffer, Parameter
+from lazytorch.autograd._engine import zero_grads
 
 __all__ = ["Module"]
 
@@ -381,15 +382,8 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                if p.grad.grad_fn is not None:
-                    p.grad.detach_()
-                p.grad.zero_()
+        """Reset the parameters' gradients: to None (the default), or to zeros in place."""
+        zero_grads(self.parameters(), set_to_none)
 
     # -- dtype / device -----------------------------------------------------------------------
     def _apply(self, dtype_of: Callable[[Tensor], Optional[dt.DType]]) -> "Module":
