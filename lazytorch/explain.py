@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 
 from compiler import inspect as _inspect
-from compiler.runtime.compile import kernel as _kernel_function
+from compiler.runtime.compile import load_kernel as _load_kernel
 from compiler.runtime.driver import Program
 
 __all__ = ["explain", "dump_kernels", "Report", "KernelReport"]
@@ -52,8 +52,8 @@ class KernelReport:
 
     @property
     def function(self):
-        """The Numba dispatcher (loaded in this process by whoever planned the kernel)."""
-        return _kernel_function(self.name)
+        """The Numba dispatcher of this kernel (compiled or loaded on first use)."""
+        return _load_kernel(self.name, self.source)
 
     def _compiled(self):
         """A compiled copy made for inspection: code loaded from Numba's disk cache has no IR to

@@ -64,7 +64,7 @@ def test_report_fusion_groups_and_kernels(report):
     assert kernel.inputs and kernel.output
     assert "define" in kernel.llvm()
     assert re.search(r"\b(mov|vmov|add|ret)", kernel.asm())
-    assert "@numba.njit" in report.driver_source
+    assert "@numba.cfunc" in report.driver_source
     data = report.to_dict()
     json.dumps(data, default=str)
     assert data["kernels"][0]["name"] == kernel.name

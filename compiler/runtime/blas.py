@@ -28,6 +28,11 @@ def set_threads(count: int) -> None:
         _current[0] = count
 
 
+def threads_for(threaded: bool) -> int:
+    """The BLAS thread count for products of which the largest is (or not) worth threading."""
+    return _max_threads if threaded else 1
+
+
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b (batched, broadcast), C-contiguous, with a deliberate BLAS thread count."""
     flops = 2 * a.shape[-2] * a.shape[-1] * b.shape[-1] * (a.size // max(a.shape[-2] * a.shape[-1], 1))

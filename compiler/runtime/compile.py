@@ -19,7 +19,6 @@ from compiler.runtime import diskcache
 from compiler.runtime.counters import counters, debug_level, log
 
 _functions: dict[str, Callable] = {}          # source -> dispatcher
-_by_name: dict[str, Callable] = {}            # function name -> dispatcher
 compile_log: list[tuple[str, float]] = []     # (kernel name, seconds) of every compile, for explain
 _cache_dir: dict[Path, Path] = {}
 
@@ -53,13 +52,14 @@ def load_kernel(name: str, source: str) -> Callable:
     fn = getattr(module, name)
     diskcache.harden(fn)
     _functions[source] = fn
-    _by_name[name] = fn
     return fn
 
 
-def kernel(name: str) -> Callable:
-    """A function already loaded by `load_kernel` in this process, by name (for generated drivers)."""
-    return _by_name[name]
+def kernel_function(step):
+    """The compiled kernel of a schedule's KernelStep, loaded on first use."""
+    if step.function is None:
+        step.function = load_kernel(step.name, step.source)
+    return step.function
 
 
 def compiled(fn, first_call: Callable[[], object]):
@@ -67,13 +67,16 @@ def compiled(fn, first_call: Callable[[], object]):
     hits_before = sum(fn._cache_hits.values())
     start = time.perf_counter()
     result = first_call()
-    elapsed = time.perf_counter() - start
-    hit = sum(fn._cache_hits.values()) > hits_before
-    counters["disk_cache_hits" if hit else "kernel_compiles"] += 1
-    compile_log.append((fn.__name__, elapsed))
-    log(1, f"{'loaded' if hit else 'compiled'} {fn.__name__} in {elapsed * 1e3:.1f} ms "
-           f"({'disk cache hit' if hit else 'cache miss'})")
+    record_compile(fn.__name__, time.perf_counter() - start, sum(fn._cache_hits.values()) > hits_before)
     return result
+
+
+def record_compile(name: str, seconds: float, hit: bool) -> None:
+    """Count, keep and log one compile (or load from the disk cache)."""
+    counters["disk_cache_hits" if hit else "kernel_compiles"] += 1
+    compile_log.append((name, seconds))
+    log(1, f"{'loaded' if hit else 'compiled'} {name} in {seconds * 1e3:.1f} ms "
+           f"({'disk cache hit' if hit else 'cache miss'})")
 
 
 def call(fn, args) -> None:

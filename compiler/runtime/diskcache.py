@@ -45,9 +45,9 @@ def root() -> Path:
 
 
 def version_tag() -> str:
-    import llvmlite
-    import numba
-    return f"numba-{numba.__version__}-llvmlite-{llvmlite.__version__}"
+    # from the installed metadata: importing Numba costs 0.3 s, and a warm process never needs it
+    from importlib.metadata import version
+    return f"numba-{version('numba')}-llvmlite-{version('llvmlite')}"
 
 
 def write_source(path: Path, text: str) -> None:
@@ -191,6 +191,8 @@ def entries(directory: Path) -> dict[str, list[Path]]:
     groups: dict[str, list[Path]] = {}
     for path in directory.glob("*.py"):
         groups.setdefault(path.stem, []).append(path)
+    for path in directory.glob("*.o"):                  # drivers' object code: '<name>.<host>.o'
+        groups.setdefault(path.name.split(".", 1)[0], []).append(path)
     cache = directory / "__pycache__"
     if cache.is_dir():
         for path in cache.iterdir():

@@ -1,14 +1,17 @@
-"""Whole programs: a graph from input leaves to outputs, run by ONE generated Numba function.
+"""Whole programs: a graph from input leaves to outputs, run by ONE generated native function.
 
 `Program(inputs, outputs)` plans the graph like `realize` does (same cached schedule, same
-kernels) and generates a *driver*: an `njit` function that takes the input arrays, allocates the
-intermediates, calls each kernel (kernels are Numba dispatchers, called from the driver as globals
-of its module) and each matmul (`np.dot` on contiguous or transposed 2-D blocks, looping over batch
-dimensions), and returns the output arrays. A training step is then one native call.
+kernels) and generates a *driver*: one `@numba.cfunc` whose body is every kernel's loops (pasted
+in, locals renamed) and every matmul (a CBLAS `gemm` call on row-major or transposed 2-D blocks,
+looping over batch dimensions) in order. A training step is then one native call.
 
-The driver's source is written to the cache directory like a kernel's, so Numba's disk cache keeps
-it; its name is the hash of its source, which names every kernel it calls (and kernel names hash
-their own source), so a change anywhere below gives a new driver file.
+The driver takes one argument, a tuple of numpy arrays: the inputs, the constants, the outputs
+(allocated by the Python wrapper, so a result is never overwritten by a later call), one scratch
+buffer for the intermediates, and the BLAS function table. It allocates nothing and raises
+nothing. Its object code is stored in the cache directory next to its source
+(`compiler.runtime.native`), so a later process loads it with llvmlite without importing Numba.
+The driver's name is the hash of its source, which contains every kernel it inlines, so a change
+anywhere below gives a new driver.
 
 Arrays inside the driver are flat (1-D) in the compute dtype (float16 is computed in float32);
 `Program.__call__` converts at the edges. `Program.run_steps` is the same schedule run step by step
@@ -22,7 +25,7 @@ import hashlib
 import math
 import re
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -32,21 +35,18 @@ from compiler.ir.kernel import KLoad, Kernel
 from compiler.ir.node import Node
 from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
 from compiler.passes.views import ShapeTracker, View
-from compiler.runtime.compile import call, compiled, load_kernel
+from compiler.runtime import blas as blas_threads
+from compiler.runtime import native
+from compiler.runtime.compile import cache_dir, call, kernel_function, load_kernel, record_compile
 from compiler.runtime.counters import counters, log
 from compiler.runtime.executor import launch_log, strided
 
 BLAS_DTYPES = ("float32", "float64")
-PARALLEL_DRIVER = False
-"""Keep the kernels' `prange` loops in an inlined driver. Numba's parfor passes on one large
-function cost more than the threads gain on small machines (MLP step: 12 s of compile instead of
-6.7 s), so by default a driver is one thread (BLAS keeps its own threads)."""
 SMALL_MATMUL = 4096
 """Matmuls of at most this many multiply-adds are loops in the driver: calling BLAS costs more."""
-INLINE_KERNELS = True
-"""Paste each kernel's body into the driver (one function for Numba to compile: the kernels'
-fixed compile costs are paid once, and their code is not optimized twice, as it is when the driver
-calls them and Numba links their code into its module) instead of calling the kernel functions."""
+ALIGN = 64
+"""Byte alignment of each intermediate in the scratch buffer (a cache line)."""
+_drivers: dict[str, tuple] = {}       # driver name -> (address, what keeps the code alive)
 
 
 class Program:
@@ -79,62 +79,38 @@ class Program:
         self.constants = [_to_compute(n.realized) for n in self.args[len(self.inputs):]]
         self._f16_in = [k for k, n in enumerate(self.inputs) if n.dtype is dtypes.float16]
         self._f16_out = [k for k, n in enumerate(self.outputs) if n.dtype is dtypes.float16]
-        self.copy_kernels: dict[int, tuple[str, object]] = {}   # (step index, operand) -> kernel
-        self.driver = None
+        # computed outputs, each written by the driver into an array the wrapper allocates
+        self.out_slots: dict[int, int] = {}
+        for node in self.outputs:
+            if id(node) not in arg_index and id(node) not in self.out_slots:
+                self.out_slots[id(node)] = len(self.out_slots)
+        self.scratch_bytes = 0
+        self.uses_blas = False
+        self.threaded_blas = False
         self.name = self.source = None
         self.first_call = True
         self.stepwise = False           # set if the driver fails to compile
         if self.schedule.steps:
             self.name, self.source = self._generate()
-            self.driver = load_kernel(self.name, self.source)
+            self.driver = self._load()
+        else:
+            self.driver = self._leaf_outputs
 
     # -- running ---------------------------------------------------------------------------------
     def __call__(self, arrays: list) -> tuple:
-        """Run the program on `arrays` (one per input, C-contiguous); returns the output arrays."""
-        if self._f16_in:
-            arrays = list(arrays)
-            for k in self._f16_in:
-                arrays[k] = arrays[k].astype(np.float32)
+        """Run the program on `arrays` (one per input); returns the output arrays."""
+        arrays = [np.ascontiguousarray(a, _compute_np(n.dtype)) for a, n in zip(arrays, self.inputs)]
+        self.first_call = False
         if self.stepwise:
             return self.run_steps(arrays)
-        if self.driver is None:
-            outs = self._leaf_outputs(arrays)
-        elif self.first_call:
-            outs = self._first_call(arrays)
-        else:
-            outs = self.driver(*arrays, *self.constants)
+        outs = self.driver(*arrays, *self.constants)
         if self._f16_out:
             outs = list(outs)
             for k in self._f16_out:
                 outs[k] = outs[k].astype(np.float16)
         return outs
 
-    def _first_call(self, arrays):
-        """The driver's first call compiles it (or loads it from disk): count and log that, and the
-        kernels compiled with it as its callees."""
-        kernels = [step.function for step in self.schedule.steps if isinstance(step, KernelStep)]
-        kernels += [fn for _, fn in self.copy_kernels.values()]
-        before = {id(fn): (len(fn.signatures), sum(fn._cache_hits.values())) for fn in kernels}
-        try:
-            if self.driver.signatures:      # compiled already, for another program of the same source
-                outs = self.driver(*arrays, *self.constants)
-            else:
-                outs = compiled(self.driver, lambda: self.driver(*arrays, *self.constants))
-        except Exception as e:              # a driver Numba cannot compile: never fail the program
-            log(0, f"driver {self.name} failed to compile ({type(e).__name__}: {str(e)[:300]}); "
-                   "running its kernels one by one instead")
-            self.driver, self.stepwise = None, True
-            self.first_call = False
-            return self.run_steps(arrays)
-        for fn in {id(f): f for f in kernels}.values():
-            n_sigs, hits = before[id(fn)]
-            if len(fn.signatures) > n_sigs:     # compiled (or loaded) as a callee of the driver
-                counters["disk_cache_hits" if sum(fn._cache_hits.values()) > hits else "kernel_compiles"] += 1
-        self.first_call = False
-        return outs
-
-    def _leaf_outputs(self, arrays):
-        values = list(arrays) + self.constants
+    def _leaf_outputs(self, *values):
         return tuple(values[self.arg_index[id(n)]] for n in self.outputs)
 
     def run_steps(self, arrays: list, timed: bool = False) -> tuple:
@@ -154,7 +130,7 @@ class Program:
             else:
                 result = np.empty(step.kernel.out_shape, compute_dtype(step.kernel.out_dtype).np_dtype)
                 if result.size:
-                    call(step.function, [result.reshape(-1)] + [x.reshape(-1) for x in inputs])
+                    call(kernel_function(step), [result.reshape(-1)] + [x.reshape(-1) for x in inputs])
                     counters["kernel_launches"] += 1
                 name = step.name
             if timed:
@@ -165,86 +141,176 @@ class Program:
             outs = tuple(o.astype(np.float16) if k in self._f16_out else o for k, o in enumerate(outs))
         return outs
 
+    # -- compiling or loading the driver -----------------------------------------------------------
+    def _load(self) -> Callable:
+        """The Python wrapper around the native driver: loaded from this process, from the disk
+        cache (no Numba), or compiled by Numba (and its object code stored)."""
+        table = native.blas()
+        if self.uses_blas and table is None:
+            log(0, f"no CBLAS found: running {self.name} step by step")
+            self.stepwise = True
+            return self.run_steps
+        entry = _drivers.get(self.name)
+        if entry is None:
+            entry = self._from_disk() or self._compile()
+            if entry is None:
+                self.stepwise = True
+                return self.run_steps
+            _drivers[self.name] = entry
+        else:
+            counters["cache_hits"] += 1
+        return self._wrapper(native.caller(entry[0]), table)
+
+    def _from_disk(self) -> Optional[tuple]:
+        if not native.supported():
+            return None
+        start = time.perf_counter()
+        address = native.load(native.object_path(cache_dir() / f"{self.name}.py"), self.source)
+        if address is None:
+            return None
+        record_compile(self.name, time.perf_counter() - start, hit=True)
+        return address, None
+
+    def _compile(self) -> Optional[tuple]:
+        start = time.perf_counter()
+        try:
+            cfunc = load_kernel(self.name, self.source)     # a cfunc compiles when its module runs
+        except Exception as e:              # a driver Numba cannot compile: never fail the program
+            log(0, f"driver {self.name} failed to compile ({type(e).__name__}: {str(e)[:300]}); "
+                   "running its kernels one by one instead")
+            return None
+        record_compile(self.name, time.perf_counter() - start, hit=False)
+        if native.supported():
+            native.save(native.object_path(cache_dir() / f"{self.name}.py"), self.source, *native.emit(cfunc))
+        return cfunc.address, cfunc
+
+    def _wrapper(self, driver, table) -> Callable:
+        """`driver(*inputs, *constants) -> outputs` as straight-line Python: allocate the outputs,
+        take a scratch buffer, one native call."""
+        env = {"_native": driver, "_empty": np.empty, "_pool": [], "_u8": np.uint8,
+               "_blas": table.table if table is not None else np.zeros(2, np.uint64),
+               "_threads": blas_threads.set_threads, "_nthreads": blas_threads.threads_for(self.threaded_blas)}
+        params = [f"a{k}" for k in range(len(self.args))]
+        lines = [f"def driver({', '.join(params)}):"]
+        slots = {}
+        for node in self.outputs:
+            slot = self.out_slots.get(id(node))
+            if slot is not None and slot not in slots:
+                slots[slot] = f"o{slot}"
+                env[f"_s{slot}"], env[f"_d{slot}"] = tuple(node.shape), _compute_np(node.dtype)
+                lines.append(f"    o{slot} = _empty(_s{slot}, _d{slot})")
+        lines.append(f"    s = _pool.pop() if _pool else _empty({max(self.scratch_bytes, 1)}, _u8)")
+        if self.uses_blas:
+            lines.append("    _threads(_nthreads)")
+        lines.append(f"    _native(({', '.join(params + list(slots.values()))}, s, _blas))")
+        lines.append("    _pool.append(s)")
+        returns = [slots[self.out_slots[id(n)]] if id(n) in self.out_slots else f"a{self.arg_index[id(n)]}"
+                   for n in self.outputs]
+        lines.append(f"    return ({', '.join(returns)},)")
+        exec("\n".join(lines), env)
+        return env["driver"]
+
     # -- code generation ---------------------------------------------------------------------------
     def _generate(self) -> tuple[str, str]:
         lines: list[str] = []
-        kernels: dict[str, None] = {}
         flat: dict[int, str] = {}           # id(node) -> name of its flat array in the driver
         helpers: dict[str, set] = {}        # inlined kernels: module -> helper names they import
-        flags = {"parallel": False, "fastmath": False}
+        fastmath = [False]
+        first_output = len(self.args)
+        scratch_index = first_output + len(self.out_slots)
 
-        def call(name: str, source: str, args: list[str], prefix: str):
-            if not INLINE_KERNELS:
-                kernels[name] = None
-                lines.append(f"{name}({', '.join(args)})")
-                return
-            body, imports, parallel, fastmath = _inline(source, args, prefix)
-            lines.append(f"# {name}")
-            lines.extend(body)
+        def inline(source: str, args: list[str], prefix: str):
+            body, imports, uses_fastmath = _inline(source, args, prefix)
+            for line in body:
+                temporary = _TEMPORARY.fullmatch(line)
+                if temporary is None:
+                    lines.append(line)
+                    continue
+                # a kernel's temporary array (an accumulator row): scratch space, as the driver
+                # allocates nothing
+                indent, name, numel, dtype = temporary.groups()
+                lines.append(f"{indent}p_{name} = _byte_offset(scratch, {self.scratch_bytes})")
+                lines.append(f"{indent}{name} = numba.carray(p_{name}, {numel}, {dtype})")
+                self.scratch_bytes += -(-int(numel) * np.dtype(dtype[3:]).itemsize // ALIGN) * ALIGN
             for module, names in imports.items():
                 helpers.setdefault(module, set()).update(names)
-            flags["parallel"] |= parallel
-            flags["fastmath"] |= fastmath
+            fastmath[0] |= uses_fastmath
+
+        def allocate(name: str, numel: int, dtype, node: Optional[Node] = None):
+            """A flat array `name` (and its pointer `p_name`): an output array or scratch space."""
+            np_dtype = compute_dtype(dtype).np_dtype
+            slot = self.out_slots.get(id(node)) if node is not None else None
+            if slot is not None:
+                lines.append(f"p_{name} = _array_data(arrays, {first_output + slot})")
+            else:
+                lines.append(f"p_{name} = _byte_offset(scratch, {self.scratch_bytes})")
+                self.scratch_bytes += -(-numel * np_dtype.itemsize // ALIGN) * ALIGN
+            lines.append(f"{name} = numba.carray(p_{name}, {numel}, np.{np_dtype.name})")
 
         def var(node: Node) -> str:
             name = flat.get(id(node))
-            if name is None:                # a leaf: flatten its argument on first use
-                name = flat[id(node)] = f"x{self.arg_index[id(node)]}"
-                lines.append(f"{name} = a{self.arg_index[id(node)]}.reshape(-1)")
+            if name is None:                # a leaf: its argument, flat, on first use
+                k = self.arg_index[id(node)]
+                name = flat[id(node)] = f"x{k}"
+                np_dtype = compute_dtype(node.dtype).np_dtype
+                lines.append(f"p_{name} = _array_data(arrays, {k})")
+                lines.append(f"{name} = numba.carray(p_{name}, {node.numel}, np.{np_dtype.name})")
             return name
 
         for index, step in enumerate(self.schedule.steps):
             node = self.order[step.output]
             out = flat[id(node)] = f"b{step.output}"
             if isinstance(step, KernelStep):
-                dtype = compute_dtype(step.kernel.out_dtype).np_dtype.name
-                lines.append(f"{out} = np.empty({node.numel}, np.{dtype})")
+                allocate(out, node.numel, step.kernel.out_dtype, node)
                 args = [out] + [var(self.order[i]) for i in step.inputs]
                 if node.numel:
-                    call(step.name, step.source, args, f"k{index}_")
-            else:
-                operands = []
-                for j, (i, view) in enumerate(zip(step.inputs, step.views)):
-                    base = self.order[i]
-                    if _layout(view) is None:   # not a (transposed) matrix: make it contiguous first
-                        name, source = _copy_kernel(base, view)
-                        self.copy_kernels[(index, j)] = (name, load_kernel(name, source))
-                        copy = f"c{step.output}_{j}"
-                        dtype = compute_dtype(base.dtype).np_dtype.name
-                        lines.append(f"{copy} = np.empty({math.prod(view.shape)}, np.{dtype})")
-                        call(name, source, [copy, var(base)], f"k{index}_{j}_")
-                        operands.append((copy, View.contiguous(view.shape)))
-                    else:
-                        operands.append((var(base), view))
-                lines.extend(_matmul_lines(out, node, operands))
-        outs = []
-        for node in self.outputs:
-            if id(node) in self.arg_index:
-                outs.append(f"a{self.arg_index[id(node)]}")
-            else:
-                outs.append(f"{flat[id(node)]}.reshape({tuple(node.shape)!r})")
-        lines.append(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
-        params = ", ".join(f"a{k}" for k in range(len(self.args)))
-        body = "\n".join("    " + line for line in lines)
-        digest = hashlib.sha1(f"{params}\n{body}".encode()).hexdigest()[:16]
+                    lines.append(f"# {step.name}")
+                    inline(step.source, args, f"k{index}_")
+                continue
+            operands = []
+            for j, (i, view) in enumerate(zip(step.inputs, step.views)):
+                base = self.order[i]
+                if _layout(view) is None:   # not a (transposed) matrix: make it contiguous first
+                    name, source = _copy_kernel(base, view)
+                    copy = f"c{step.output}_{j}"
+                    allocate(copy, math.prod(view.shape), base.dtype)
+                    lines.append(f"# {name}")
+                    inline(source, [copy, var(base)], f"k{index}_{j}_")
+                    operands.append((copy, View.contiguous(view.shape)))
+                else:
+                    operands.append((var(base), view))
+            allocate(out, node.numel, node.dtype, node)
+            matmul, gemm = _matmul_lines(out, node, operands)
+            lines.extend(matmul)
+            self.uses_blas |= gemm
+            if gemm and 2 * node.numel * step.views[0].shape[-1] >= blas_threads.THREADED_MIN_FLOPS:
+                self.threaded_blas = True
+        prologue = []
+        if self.scratch_bytes:
+            prologue.append(f"scratch = _array_data(arrays, {scratch_index})")
+        if self.uses_blas:
+            prologue.append(f"blas = numba.carray(_array_data(arrays, {scratch_index + 1}), 2, np.uint64)")
+        body = "\n".join("    " + line for line in prologue + lines)
+        abi = f"tuple items at {native.TUPLE_ITEMS}, array data at {native.ARRAY_DATA}, " \
+              f"blas ints {native.blas().int_bits if self.uses_blas else '-'} bits"
+        digest = hashlib.sha1(f"{abi}\n{body}".encode()).hexdigest()[:16]
         name = f"d_program_{digest}"
-        options = "cache=True"
-        if INLINE_KERNELS:
-            fastmath = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}"
-            options = (f"fastmath={fastmath}, " if flags["fastmath"] else "") + \
-                f"parallel={flags['parallel']}, error_model='numpy', cache=True"
+        flags = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}"
+        options = (f"fastmath={flags}, " if fastmath[0] else "") + "error_model='numpy'"
         source = "\n".join([
             f"# helpers: {HELPERS_HASH}",
+            f"# abi: {abi}",
             "# one training step (or any whole program): every kernel and matmul in order",
             "import numba",
             "import numpy as np",
+            "from numba import types",
+            "from compiler.runtime.native_ops import array_data as _array_data, byte_offset as _byte_offset, "
+            "gemm as _gemm",
             *[f"from {m} import {', '.join(sorted(n))}" for m, n in sorted(helpers.items())],
-            *(["from compiler.runtime.compile import kernel as _kernel", ""] if kernels else []),
-            *[f"{k} = _kernel({k!r})" for k in kernels],
             "",
             "",
-            f"@numba.njit({options})",
-            f"def {name}({params}):",
+            f"@numba.cfunc(types.void(types.voidptr), {options})",
+            f"def {name}(arrays):",
             body,
             "",
         ])
@@ -252,12 +318,13 @@ class Program:
 
 
 _NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
+_TEMPORARY = re.compile(r"(\s*)(\w+) = np\.empty\((\d+), (np\.\w+)\)")
 
 
 def _inline(source: str, args: list[str], prefix: str):
     """The body of a generated kernel function, to paste into the driver: its parameters renamed
     to the driver's arrays, its locals prefixed (so kernels never share a variable). Returns
-    (lines, {module: helper names}, parallel, fastmath)."""
+    (lines, {module: helper names}, fastmath)."""
     lines = source.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("def "))
     params = lines[at][lines[at].index("(") + 1:lines[at].rindex(")")].split(", ")
@@ -278,15 +345,17 @@ def _inline(source: str, args: list[str], prefix: str):
         return prefix + word if word in local else word
 
     body = [_NAME.sub(repl, line) for line in lines[at + 1:] if line.strip() and not line.strip().startswith("#")]
-    body = [line[4:] for line in body]      # the driver indents its lines itself
-    parallel = "parallel=True" in decorator and PARALLEL_DRIVER
-    if not parallel:
-        body = [line.replace("numba.prange(", "range(") for line in body]
-    return body, imports, parallel, "fastmath=" in decorator
+    # the driver indents its lines itself and is one thread (BLAS keeps its own threads)
+    body = [line[4:].replace("numba.prange(", "range(") for line in body]
+    return body, imports, "fastmath=" in decorator
 
 
 def _to_compute(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float32) if array.dtype == np.float16 else array
+
+
+def _compute_np(dtype) -> np.dtype:
+    return compute_dtype(dtype).np_dtype
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,24 +375,34 @@ def _layout(view: View) -> Optional[str]:
     return None
 
 
-def _block(name: str, view: View, offset: str) -> str:
-    """The 2-D matrix of `view` starting at flat `offset` of the array `name`."""
+def _pointer(name: str, offset: str, itemsize: int) -> str:
+    """The address of element `offset` of the driver's flat array `name`."""
+    return f"p_{name}" if offset == "0" else f"_byte_offset(p_{name}, ({offset}) * {itemsize})"
+
+
+def _block(name: str, view: View, offset: str, dtype: np.dtype) -> str:
+    """The 2-D matrix of `view` starting at flat `offset` of the array `name` (a view: no copy,
+    no check that could raise)."""
     *_, r, c = view.shape
-    end = f"{offset} + {r * c}" if offset != "0" else f"{r * c}"
+    pointer = _pointer(name, offset, dtype.itemsize)
     if _layout(view) == "C":
-        return f"{name}[{offset}:{end}].reshape({r}, {c})"
-    return f"{name}[{offset}:{end}].reshape({c}, {r}).T"
+        return f"numba.carray({pointer}, ({r}, {c}), np.{dtype.name})"
+    return f"numba.carray({pointer}, ({c}, {r}), np.{dtype.name}).T"
 
 
-def _matmul_lines(out: str, node: Node, operands) -> list[str]:
+def _matmul_lines(out: str, node: Node, operands) -> tuple[list[str], bool]:
+    """The lines computing `out` = a @ b (batch dimensions looped), and whether they call BLAS."""
     (a, va), (b, vb) = operands
     *batch, r, m = node.shape
     k = va.shape[-1]
-    dtype = compute_dtype(node.dtype).np_dtype.name
-    lines = [f"{out} = np.zeros({node.numel}, np.{dtype})" if k == 0 or dtype not in BLAS_DTYPES
-             else f"{out} = np.empty({node.numel}, np.{dtype})"]
-    if node.numel == 0 or k == 0:
-        return lines
+    np_dtype = compute_dtype(node.dtype).np_dtype
+    dtype, size = np_dtype.name, np_dtype.itemsize
+    if node.numel == 0:
+        return [], False
+    if k == 0:
+        return [f"{out}[:] = 0"], False
+    gemm = dtype in BLAS_DTYPES and r * m * k > SMALL_MATMUL
+    lines = []
     indent = ""
     offsets = [str(va.offset), str(vb.offset)]
     out_offset = "0"
@@ -332,21 +411,27 @@ def _matmul_lines(out: str, node: Node, operands) -> list[str]:
         indent += "    "
         offsets = [f"{o} + j{d} * {v.strides[d]}" if v.strides[d] else o for o, v in zip(offsets, (va, vb))]
         out_offset = f"({out_offset}) * {n} + j{d}" if d else f"j{d}"
-    out_block = f"{out}[{out_offset} * {r * m}:{out_offset} * {r * m} + {r * m}].reshape({r}, {m})" if batch \
-        else f"{out}.reshape({r}, {m})"
-    left, right = _block(a, va, offsets[0]), _block(b, vb, offsets[1])
-    if dtype in BLAS_DTYPES and r * m * k > SMALL_MATMUL:
-        lines.append(f"{indent}np.dot({left}, {right}, {out_block})")
-        return lines
-    # integer and bool matmuls (no BLAS), and tiny float ones (a BLAS call costs more): loops,
-    # floats summed in float64
+    if gemm:
+        def pointer(name, offset):
+            return _pointer(name, offset, size)
+        trans_a, lda = (111, k) if _layout(va) == "C" else (112, r)     # CblasNoTrans / CblasTrans
+        trans_b, ldb = (111, m) if _layout(vb) == "C" else (112, k)
+        c = pointer(out, f"({out_offset}) * {r * m}" if batch else "0")
+        which = BLAS_DTYPES.index(dtype)
+        lines.append(f"{indent}_gemm(blas[{which}], {trans_a}, {trans_b}, {r}, {m}, {k}, np.{dtype}(1.0), "
+                     f"{pointer(a, offsets[0])}, {lda}, {pointer(b, offsets[1])}, {ldb}, np.{dtype}(0.0), {c}, {m})")
+        return lines, True
+    # integer matmuls (no BLAS), and tiny float ones (a BLAS call costs more): loops, floats summed
+    # in float64
+    out_block = _block(out, View.contiguous((r, m)), f"({out_offset}) * {r * m}" if batch else "0", np_dtype)
+    left, right = _block(a, va, offsets[0], np_dtype), _block(b, vb, offsets[1], np_dtype)
     ma, mb, mo, acc = (f"{x}_{out}" for x in ("ma", "mb", "mo", "acc"))
-    init = "0.0" if dtype in BLAS_DTYPES else f"{mo}[p, q]"
+    init = "0.0" if dtype in BLAS_DTYPES else "0"
     lines += [f"{indent}{ma} = {left}", f"{indent}{mb} = {right}", f"{indent}{mo} = {out_block}",
               f"{indent}for p in range({r}):", f"{indent}    for q in range({m}):",
               f"{indent}        {acc} = {init}", f"{indent}        for s in range({k}):",
               f"{indent}            {acc} += {ma}[p, s] * {mb}[s, q]", f"{indent}        {mo}[p, q] = {acc}"]
-    return lines
+    return lines, False
 
 
 def _copy_kernel(base: Node, view: View) -> tuple[str, str]:

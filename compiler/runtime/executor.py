@@ -12,7 +12,7 @@ from compiler.ir.ops import Op
 from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
 from compiler.passes.views import View
 from compiler.runtime import blas
-from compiler.runtime.compile import call
+from compiler.runtime.compile import call, kernel_function
 from compiler.runtime.counters import counters, debug_level, log
 
 
@@ -51,7 +51,7 @@ def execute(schedule: Schedule, order: list[Node]) -> None:
             kernel = step.kernel
             result = np.empty(kernel.out_shape, compute_dtype(kernel.out_dtype).np_dtype)
             if result.size:
-                call(step.function, [result.reshape(-1)] + [_flat_for_kernel(x) for x in inputs])
+                call(kernel_function(step), [result.reshape(-1)] + [_flat_for_kernel(x) for x in inputs])
                 counters["kernel_launches"] += 1
             if kernel.out_dtype is dtypes.float16:
                 with np.errstate(over="ignore"):        # overflow gives inf, as in torch
