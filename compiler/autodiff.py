@@ -302,6 +302,12 @@ def _vjp_permute(node: Node, g: Node) -> Grads:
     inverse = [0] * len(node.arg)
     for i, axis in enumerate(node.arg):
         inverse[axis] = i
+    n = len(inverse)
+    if g.op is Op.MATMUL and tuple(inverse) == (*range(n - 2), n - 1, n - 2):
+        # (a @ b)^T = b^T @ a^T: a weight used as `x @ w.T` (nn.Linear) gets its gradient from
+        # one product in its own layout, instead of a product and a transposing copy
+        a, b = g.inputs
+        return (matmul(swap_last(b), swap_last(a)),)
     return (permute(g, tuple(inverse)),)
 
 

@@ -9,7 +9,8 @@ import numpy as np
 
 from compiler import dtypes as dt
 from compiler.ir import node as ir
-from lazytorch._tensor import Number, Tensor, _device_name, check_factory_requires_grad, get_default_dtype, tensor
+from lazytorch._tensor import (Number, Tensor, _device_name, _tracing, check_factory_requires_grad, get_default_dtype,
+                               tensor)
 
 
 def _shape(size, negative_message: Optional[str] = None) -> tuple[int, ...]:
@@ -180,17 +181,62 @@ def initial_seed() -> int:
 
 
 def _rng(generator: Optional[Generator]):
+    """The numpy stream of `generator` (host code that draws by itself: `nn.init`, `multinomial`)."""
     return (generator or default_generator)._rng
 
 
+# how each kind of draw turns a numpy Generator into values (a, b: the draw's two parameters)
+_DRAWS = {
+    "rand": lambda rng, shape, a, b: rng.random(shape, dtype=np.float64),
+    "randn": lambda rng, shape, a, b: rng.standard_normal(shape),
+    "normal": lambda rng, shape, a, b: rng.standard_normal(shape) * b + a,
+    "randint": lambda rng, shape, a, b: rng.integers(a, b, shape),
+    "randperm": lambda rng, shape, a, b: rng.permutation(a),
+    "bernoulli": lambda rng, shape, a, b: rng.random(shape) < a,
+    "uniform_": lambda rng, shape, a, b: rng.uniform(a, b, shape),
+    "normal_": lambda rng, shape, a, b: rng.normal(a, b, shape),
+    "exponential_": lambda rng, shape, a, b: rng.exponential(1.0 / a, shape),
+}
+
+
+class _Draw:
+    """One draw of random values: calling it draws them (again) from the generator's stream.
+
+    `lazytorch.jit` keeps the draws a traced function made and calls them again, in the same
+    order, at every replay: a jitted step consumes the stream exactly as the Python step does."""
+    __slots__ = ("kind", "generator", "shape", "a", "b", "dtype")
+
+    def __init__(self, kind: str, generator: Optional[Generator], shape: tuple, a, b, dtype):
+        self.kind, self.generator, self.shape = kind, generator or default_generator, shape
+        self.a, self.b, self.dtype = a, b, dtype
+
+    def __call__(self) -> np.ndarray:
+        return np.asarray(_DRAWS[self.kind](self.generator._rng, self.shape, self.a, self.b)).astype(self.dtype)
+
+    def __repr__(self) -> str:
+        which = "default generator" if self.generator is default_generator else "a generator"
+        return f"random {self.kind}{list(self.shape)} from the {which}"
+
+
+def _random(kind: str, shape: tuple, dtype, generator=None, a=0.0, b=0.0, device=None,
+            requires_grad: bool = False) -> Tensor:
+    """A new leaf tensor of random values (every random factory draws here)."""
+    draw = _Draw(kind, generator, shape, a, b, dtype)
+    tracer = _tracing[0]
+    if tracer is not None:
+        tracer.before_draw(draw.generator)
+    result = _leaf(draw(), device, requires_grad)
+    if tracer is not None:          # a program input, drawn again at every call of the jitted function
+        tracer.host_input(result, draw, repr(draw))
+    return result
+
+
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    array = _rng(generator).random(_shape(size), dtype=np.float64)
-    return _leaf(array.astype(_np_dtype(dtype)), device, requires_grad)
+    return _random("rand", _shape(size), _np_dtype(dtype), generator, device=device, requires_grad=requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    array = _rng(generator).standard_normal(_shape(size))
-    return _leaf(array.astype(_np_dtype(dtype)), device, requires_grad)
+    return _random("randn", _shape(size), _np_dtype(dtype), generator, device=device, requires_grad=requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -200,12 +246,12 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
         low, high = 0, low
     if size is None:
         raise TypeError("randint() missing required argument 'size'")
-    array = _rng(generator).integers(low, high, _shape((size,)))
-    return _leaf(array.astype((dtype or dt.int64).np_dtype), device, requires_grad)
+    return _random("randint", _shape((size,)), (dtype or dt.int64).np_dtype, generator, low, high, device,
+                   requires_grad)
 
 
 def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _leaf(_rng(generator).permutation(n).astype((dtype or dt.int64).np_dtype), device, requires_grad)
+    return _random("randperm", (n,), (dtype or dt.int64).np_dtype, generator, n, 0, device, requires_grad)
 
 
 def rand_like(input, *, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -225,12 +271,16 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
         from lazytorch import _ops
         shape = (mean if isinstance(mean, Tensor) else std).shape
         return _ops.add(_ops.mul(randn(shape, generator=generator), std), mean)
-    return _leaf((_rng(generator).standard_normal(_shape((size,))) * std + mean).astype(_np_dtype(dtype)), device)
+    return _random("normal", _shape((size,)), _np_dtype(dtype), generator, mean, std, device)
 
 
 def bernoulli(input, p=None, *, generator=None) -> Tensor:
-    probs = input._value() if p is None else np.full(input.shape, p)
-    return _leaf((_rng(generator).random(input.shape) < probs).astype(input.dtype.np_dtype))
+    if p is not None:
+        return _random("bernoulli", tuple(input.shape), input.dtype.np_dtype, generator, p)
+    # uniform draws compared with the probabilities lazily (in float64, as numpy compared them)
+    from lazytorch import _ops
+    uniform = _random("rand", tuple(input.shape), np.float64, generator)
+    return _ops._to(_ops.lt(uniform, input), input.dtype)
 
 
 def multinomial(input, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
@@ -243,16 +293,8 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
 
 def fill_random_(t: Tensor, kind: str, a: float, b: float, generator=None) -> Tensor:
     """In-place random fills (`uniform_`, `normal_`, ...): the new values are a fresh leaf buffer."""
-    rng = _rng(generator)
-    if kind == "uniform":
-        array = rng.uniform(a, b, t.shape)
-    elif kind == "normal":
-        array = rng.normal(a, b, t.shape)
-    elif kind == "bernoulli":
-        array = rng.random(t.shape) < a
-    elif kind == "exponential":
-        array = rng.exponential(1.0 / a, t.shape)
-    else:
+    if kind not in ("uniform", "normal", "bernoulli", "exponential"):
         raise ValueError(kind)
-    t._assign(Tensor._from_node(ir.buffer(np.asarray(array).astype(t.dtype.np_dtype))), "fill_random")
+    kind = "bernoulli" if kind == "bernoulli" else kind + "_"
+    t._assign(_random(kind, tuple(t.shape), t.dtype.np_dtype, generator, a, b, t.device), "fill_random")
     return t

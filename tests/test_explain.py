@@ -49,7 +49,8 @@ def test_report_ir_sections_and_grad_origins(report):
         assert f"-- {section}" in text
     assert "'model.weight'" in text and "closure variable 'x'" in text
     # gradient nodes name the forward node and the VJP rule they came from
-    assert re.search(r"# grad of MATMUL input \d \(rule: matmul\)", text)
+    # (the weight's: x @ w.T differentiated through the transpose, as one product (w.T's cotangent)^T)
+    assert re.search(r"# grad of PERMUTE input 0 \(rule: permute\)", text)
     assert "-> model.weight.grad" in text and "-> model.weight" in text and "-> result 0" in text
     sections = {row["section"] for row in report.nodes}
     assert {"input", "forward", "backward", "update"} <= sections

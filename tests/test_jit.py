@@ -331,7 +331,8 @@ def test_scheduler_outside_the_function():
     eager, _ = run(False)
     jitted, fn = run(True)
     assert close(eager, jitted)
-    assert all("lr" in r or "gradients" in r for r in fn.recompile_reasons)
+    # the lr is read at every call: only the first call's missing gradients trace again
+    assert len(fn.recompile_reasons) == 1 and "gradients" in fn.recompile_reasons[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,12 +359,16 @@ def test_reading_values_inside_is_an_error(read, words):
     assert "outside the jitted function" in message
 
 
-def test_random_numbers_inside_are_an_error():
+def test_random_numbers_drawn_by_host_code_inside_are_an_error():
+    # (the random factories work inside: tests/test_jit_random_sched.py)
+    w = lt.zeros(4, 3)
+
     @lt.jit
     def f(x):
-        return x + lt.randn(3)
+        lt.nn.init.trunc_normal_(w)
+        return x + w
 
-    with pytest.raises(RuntimeError, match="random numbers drawn inside"):
+    with pytest.raises(RuntimeError, match="random numbers drawn by host code"):
         f(lt.ones(3))
 
 
@@ -403,7 +408,7 @@ def test_one_native_call_per_step(counters):
     assert c["kernel_compiles"] == 0 and c["graph_compiles"] == 0 and c["kernel_launches"] == 0
     spec = step.specializations[0]
     assert spec.fast_source is not None and "_driver(" in spec.fast_source
-    assert spec.program.source.count("@numba.njit") == 1
+    assert spec.program.source.count("@numba.cfunc") == 1
 
 
 def test_driver_that_fails_to_compile_falls_back_to_kernels(monkeypatch, capfd):
@@ -412,7 +417,7 @@ def test_driver_that_fails_to_compile_falls_back_to_kernels(monkeypatch, capfd):
 
     def broken(self):
         name, source = generate(self)
-        source = source.replace("    return (", "    undefined_name_in_driver + 1\n    return (", 1)
+        source = source.rstrip("\n") + "\n    undefined_name_in_driver + 1\n"
         return name + "_broken", source.replace(name, name + "_broken")
 
     monkeypatch.setattr(driver.Program, "_generate", broken)

@@ -158,6 +158,8 @@ def reshape(x: Node, shape: Shape) -> Node:
 
 def permute(x: Node, order: tuple[int, ...]) -> Node:
     order = tuple(order)
+    if x.op is Op.PERMUTE:          # a permutation of a permutation is one permutation
+        x, order = x.inputs[0], tuple(x.arg[i] for i in order)
     if order == tuple(range(len(order))):
         return x
     return _make(Op.PERMUTE, (x,), tuple(x.shape[i] for i in order), x.dtype, order)

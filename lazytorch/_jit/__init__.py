@@ -33,11 +33,17 @@ A signature or guard that does not match traces again (a new *specialization*; u
 `max_specializations`, default 8, after which the function warns once and runs uncompiled for new
 signatures). `LAZYTORCH_LOG=recompiles` or `LAZYTORCH_DEBUG>=1` prints why each retrace happened.
 
+**Host work.** Random numbers drawn inside (`rand`, `randn`, `dropout`...) are program inputs
+drawn again from the same generators, in the same order, at every call; the optimizers' lr (and
+momentum, betas) are program inputs read from the param groups at every call; a scheduler's
+`step()` inside the body is called again at every replay. So a jitted step consumes the random
+stream and advances schedulers exactly as the plain step does (docs/JIT.md).
+
 **What cannot be traced**, each an error at trace time naming the call: reading a tensor's value
-(`.item()`, `.numpy()`, `.tolist()`, printing, `bool(tensor)` in an `if`) and drawing random
-numbers. Python side effects happen only when the body runs (the first call of each
-specialization); a body that changes Python state on every call (a scheduler stepped inside it)
-therefore retraces every call and soon falls back to running uncompiled, with a warning that
+(`.item()`, `.numpy()`, `.tolist()`, printing, `bool(tensor)` in an `if`) and random numbers that
+host code transforms itself (`nn.init.orthogonal_`). Other Python side effects happen only when the
+body runs (the first call of each specialization); a body that changes other Python state on every
+call therefore retraces every call and soon falls back to running uncompiled, with a warning that
 names the value that kept changing.
 """
 from __future__ import annotations
@@ -163,7 +169,7 @@ class JitFunction:
                     f"lazytorch.jit: {self.__qualname__} was traced {len(self.specializations)} times "
                     f"(max_specializations={self.max_specializations}); it now runs uncompiled for new "
                     f"signatures. Last reason: {reason}. A value that changes on every call (a Python number "
-                    "argument, a scheduler stepped inside the function) belongs in a tensor or outside the "
+                    "argument, a global counter) belongs in a tensor or outside the "
                     "jitted function.", RuntimeWarning, stacklevel=3)
                 return self._fn(*args, **kwargs)
         spec, result = self._trace(args, kwargs, key, tensors, objects, run=True)
@@ -192,12 +198,15 @@ class JitFunction:
                 result = self._fn(*args, **kwargs)
         except BaseException:
             tracer.restore()
+            tracer.rewind_generators()
             raise
         traced = time.perf_counter()
         try:
             spec = self._compile(tracer, result, guards, found, objects)
         finally:
             tracer.restore()
+        # schedulers the body stepped are stepped again at every replay: their state is no guard
+        pre_guards = guards.discard(_stepped_objects(tracer.stepped), pre_guards)
         # guards that read gradients: which were None when the body first looked
         owners = [tracer.owner(p, False, {}) for p, _ in tracer.grad_reads.values()]
         if owners:
@@ -216,8 +225,9 @@ class JitFunction:
                 if initial is not None and initial.realized is not None:
                     _NODE_SLOT.__set__(t, initial)
                     _pending_leaves.discard(t)
+            tracer.rewind_generators()
             return spec, None
-        result = spec.run(tensors)
+        result = spec.run(tensors, traced=True)
         spec.timings["first_run_s"] = time.perf_counter() - compiled_at
         log(1, f"jit {self.__qualname__}: traced in {spec.timings['trace_s'] * 1e3:.1f} ms, planned in "
                f"{spec.timings['compile_s'] * 1e3:.1f} ms, first run (compile or disk load) "
@@ -271,12 +281,13 @@ class JitFunction:
             return result_ids[id(t)]
 
         template = None if result is None else _Template(result, result_output)
+        host_nodes = {id(node): k for k, (_, node, _) in enumerate(tracer.host) if node is not None}
         # tensors made by the body and still alive (optimizer state made on the first step)
         for key_id, t in list(tracer.created_refs.items()):
             if key_id in handled or key_id in result_ids:
                 continue
             node = _NODE_SLOT.__get__(t, type(t))
-            if node.realized is not None and id(node) not in tracer.reads:
+            if node.realized is not None and id(node) not in tracer.reads and id(node) not in host_nodes:
                 continue        # a constant it made: stays as it is
             installs.append(("node", _Owner(None, t, False, labels.get(key_id, "tensor made by the function")),
                              output(node), None))
@@ -288,12 +299,25 @@ class JitFunction:
                 read_owner[node_id] = tracer.owner(p, True, labels)
             else:
                 read_owner[node_id] = tracer.owner(t, False, labels)
-        graph_outputs, placeholders, notes = _substitute(outputs, tracer.reads)
-        binds = [(read_owner[node_id], ph.shape, ph.dtype) for node_id, ph in placeholders]
-        program = Program([ph for _, ph in placeholders], graph_outputs)
-        program.input_labels = [owner.label for owner, _, _ in binds]
+        # ... and every leaf whose value the host computes at each call (random draws, hyperparameters)
+        graph_outputs, placeholders, notes = _substitute(outputs, {**tracer.reads, **host_nodes})
+        binds = [(read_owner[node_id], ph.shape, ph.dtype) for node_id, ph in placeholders
+                 if node_id not in host_nodes]
+        inputs = [ph for node_id, ph in placeholders if node_id not in host_nodes]
+        input_labels = [owner.label for owner, _, _ in binds]
+        used = {node_id: ph for node_id, ph in placeholders if node_id in host_nodes}
+        host, first_values = [], []
+        for compute, node, label in tracer.host:        # program inputs after the binds, in host order
+            ph = used.get(id(node)) if node is not None else None
+            host.append((compute, ph is not None))
+            if ph is not None:
+                inputs.append(ph)
+                input_labels.append(label)
+                first_values.append(node.realized)
+        program = Program(inputs, graph_outputs)
+        program.input_labels = input_labels
         return Specialization(self.__qualname__, program, binds, installs, result_outputs, template, guards,
-                              list(objects), found, {}, notes)
+                              list(objects), found, {}, notes, host, first_values)
 
     # -- inspection --------------------------------------------------------------------------------
     def explain(self, *args, **kwargs):
@@ -318,6 +342,18 @@ class JitFunction:
                 return spec
         spec, _ = self._trace(args, kwargs, key, tensors, objects, run=False)
         return spec
+
+
+def _stepped_objects(stepped: list) -> set[int]:
+    """ids of the objects whose steps a trace recorded, and of the schedulers they step in turn."""
+    ids: set[int] = set()
+    todo = list(stepped)
+    while todo:
+        obj = todo.pop()
+        if id(obj) not in ids:
+            ids.add(id(obj))
+            todo.extend(getattr(obj, "_schedulers", ()))      # SequentialLR's
+    return ids
 
 
 _registry: "weakref.WeakSet[JitFunction]" = weakref.WeakSet()

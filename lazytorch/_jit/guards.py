@@ -10,6 +10,7 @@ import types
 import weakref
 from typing import Any, Callable, Optional
 
+from lazytorch._creation import Generator
 from lazytorch._jit.trace import _Owner
 from lazytorch._tensor import Tensor
 
@@ -91,8 +92,26 @@ def _plain(value):
 
 
 def _groups_snapshot(opt) -> tuple:
-    return tuple(tuple((k, _plain(v)) for k, v in g.items() if k not in ("params", "param_names"))
-                 for g in opt.param_groups) + tuple(tuple(map(id, g["params"])) for g in opt.param_groups)
+    runtime = getattr(opt, "runtime_hyperparameters", {})
+    return tuple(tuple((k, _Runtime(runtime[k], v).expected if k in runtime else _plain(v))
+                       for k, v in g.items() if k not in ("params", "param_names"))
+                 for g in opt.param_groups) + tuple(tuple(map(id, g["params"])) for g in opt.param_groups) + \
+        (("group objects", tuple(map(id, opt.param_groups))),)   # the program reads these dicts at every call
+
+
+class _Runtime:
+    """A hyperparameter the optimizer reads at every call (a program input, see
+    `Optimizer.runtime_hyperparameters`) as the guards see it: any value with the same structure
+    (e.g. momentum nonzero) is equal to it."""
+    __slots__ = ("structure", "expected")
+    __hash__ = None
+
+    def __init__(self, structure, value):
+        self.structure = structure
+        self.expected = ("read at every call", None if structure is None else structure(value))
+
+    def __eq__(self, other):
+        return self.structure is None or self.structure(other) == self.expected[1]
 
 
 def _state_snapshot(opt) -> tuple:
@@ -122,16 +141,26 @@ class _Guards:
         self.labels: list[str] = []
         self.getters: list[Callable] = []
         self.codes: list[Optional[Callable]] = []
+        self.about: list[int] = []          # id of the object each guard reads (0: none in particular)
         self.expected: tuple = ()
         self.check: Callable = lambda args: True
 
-    def add(self, label: str, getter: Callable, code: Optional[Callable] = None) -> None:
+    def add(self, label: str, getter: Callable, code: Optional[Callable] = None, about=None) -> None:
         """`getter(args)` reads the guarded value. `code(expected, env, i)`, if given, returns a
         Python expression over `args` and names it puts in `env` that is true when the value is
-        `expected` (faster than calling the getter and comparing)."""
+        `expected` (faster than calling the getter and comparing). `about`: the object it reads."""
         self.labels.append(label)
         self.getters.append(getter)
         self.codes.append(code)
+        self.about.append(0 if about is None else id(about))
+
+    def discard(self, objects: set[int], snapshot: tuple) -> tuple:
+        """Drop the guards about these objects (by id); returns `snapshot` without their values."""
+        keep = [i for i, about in enumerate(self.about) if about not in objects]
+        for name in ("labels", "getters", "codes", "about"):
+            values = getattr(self, name)
+            setattr(self, name, [values[i] for i in keep])
+        return tuple(snapshot[i] for i in keep)
 
     def snapshot(self, args) -> tuple:
         return tuple(g(args) for g in self.getters)
@@ -281,7 +310,7 @@ def _build_guards(fn, args, kwargs) -> tuple[_Guards, list]:
     guards = _Guards()
     found, variables = _discover(fn, args, kwargs)
     for label, (getter, value, where) in variables.items():
-        if isinstance(value, (Tensor, list, tuple, dict)) or _is_module(value) or _is_optimizer(value) or \
+        if isinstance(value, (Tensor, list, tuple, dict, Generator)) or _is_module(value) or _is_optimizer(value) or \
                 _is_scheduler(value):
             guards.add(f"{label} (identity)", lambda args, g=getter: id(g(args)),
                        _identity_code(where, value))
@@ -297,7 +326,7 @@ def _build_guards(fn, args, kwargs) -> tuple[_Guards, list]:
                        _groups_code(obj))
             guards.add(f"{label} state layout", lambda args, o=obj: _state_snapshot(o), _state_code(obj))
         elif _is_scheduler(obj):
-            guards.add(f"{label} state", lambda args, s=obj: _scheduler_snapshot(s))
+            guards.add(f"{label} state", lambda args, s=obj: _scheduler_snapshot(s), about=obj)
     for label, (_, value, _) in variables.items():
         if isinstance(value, Tensor):
             found.append((label, value))
@@ -317,9 +346,11 @@ def _groups_code(opt):
         if any(isinstance(v, Tensor) for g in opt.param_groups for v in g.values()):
             return f"_snap{i}(_o{i}) == _e{i}"
         # shallow copies of the groups: dict == compares lists of parameters by identity first
-        env[f"_copies{i}"] = [{k: (list(v) if isinstance(v, list) else v) for k, v in g.items()}
-                              for g in opt.param_groups]
-        return f"_o{i}.param_groups == _copies{i}"
+        runtime = getattr(opt, "runtime_hyperparameters", {})
+        env[f"_copies{i}"] = [{k: _Runtime(runtime[k], v) if k in runtime else list(v) if isinstance(v, list) else v
+                               for k, v in g.items()} for g in opt.param_groups]
+        env[f"_ids{i}"] = list(map(id, opt.param_groups))
+        return f"_o{i}.param_groups == _copies{i} and list(map(id, _o{i}.param_groups)) == _ids{i}"
     return code
 
 

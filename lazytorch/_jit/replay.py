@@ -86,10 +86,14 @@ class Specialization:
     """One traced and compiled version of a function: its program, and how to bind and install."""
 
     def __init__(self, name: str, program: Program, binds: list, installs: list, results: list,
-                 template, guards: _Guards, keep: list, found: list, timings: dict, notes: dict):
+                 template, guards: _Guards, keep: list, found: list, timings: dict, notes: dict,
+                 host: list = (), first_values: list = ()):
         self.name = name
         self.program = program
-        self.binds = binds              # per program input: (_Owner, shape, dtype)
+        self.binds = binds              # per program input, first: (_Owner, shape, dtype)
+        # host work in the body's order: (callable, whether its value is the next program input)
+        self.host = host
+        self.first_values = first_values    # the traced call's host inputs (its effects already ran)
         self.installs = installs        # per updated tensor: (kind, _Owner, output number, flags)
         self.results = results          # output numbers of the returned tensors
         self.template = template
@@ -105,8 +109,9 @@ class Specialization:
         outs = program.outputs
         self._out_meta = [(n.shape, n.dtype, n.device) for n in outs]
 
-    def run(self, args: list):
-        """Bind, run the program, install: the whole cost of a replayed call."""
+    def run(self, args: list, traced: bool = False):
+        """Bind, run the program, install: the whole cost of a replayed call. `traced`: the call
+        whose trace just ran the body (its host work is done: use the values it computed)."""
         arrays = []
         unrealized = None
         for owner, shape, dtype in self.binds:
@@ -127,6 +132,15 @@ class Specialization:
         if unrealized is not None:          # updated outside the function since the last call
             _tensor.realize_tensors(unrealized)
             arrays = [(owner.tensor(args))._node.realized for owner, _, _ in self.binds]
+        # host work after every check that can send the call back to a trace: it runs exactly once
+        if traced:
+            arrays += self.first_values
+            self.first_values = ()
+        else:
+            for compute, used in self.host:
+                value = compute()
+                if used:
+                    arrays.append(value)
         if self.timed:
             outs = self.program.run_steps(arrays, timed=True)
         else:
@@ -184,11 +198,18 @@ class Specialization:
             env[f"_s{k}"], env[f"_d{k}"] = shape, dtype
             lines += ["    n = t._node", f"    a{k} = n.realized",
                       f"    if a{k} is None or n.shape != _s{k} or n.dtype is not _d{k}: return _slow(args)"]
-        consts = []
+        values = [f"a{k}" for k in range(len(self.binds))]
+        for k, (compute, used) in enumerate(self.host):
+            env[f"_h{k}"] = compute
+            if used:
+                values.append(f"h{k}")
+                lines.append(f"    h{k} = _h{k}()")
+            else:
+                lines.append(f"    _h{k}()")
         for k, array in enumerate(self.program.constants):
             env[f"_k{k}"] = array
-            consts.append(f"_k{k}")
-        lines.append(f"    o = _driver({', '.join([f'a{k}' for k in range(len(self.binds))] + consts)})")
+            values.append(f"_k{k}")
+        lines.append(f"    o = _driver({', '.join(values)})")
         for k, (shape, dtype, device) in enumerate(self._out_meta):
             env[f"_os{k}"], env[f"_od{k}"], env[f"_dev{k}"] = shape, dtype, device
             lines += [f"    r{k} = _Node(_BUF, (), _os{k}, _od{k}, next(_ids), _dev{k})",

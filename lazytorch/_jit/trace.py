@@ -4,6 +4,8 @@ While a `_Tracer` is active, realization is suspended (`lazytorch._tensor._traci
 descriptors `Tensor._node` and `Tensor.grad` are replaced by recording ones, so the tracer learns,
 without help from the code it runs, which pre-existing tensors the body read (program inputs) and
 which it changed (outputs). `_substitute` then rebuilds the traced graph over placeholders.
+Host work the front-end reports (`host_input`: random draws, optimizer hyperparameters;
+`host_effect`: scheduler steps) is kept in order, to be repeated at every replay.
 """
 from __future__ import annotations
 
@@ -129,6 +131,13 @@ class _Tracer:
         self.grad_writes: dict[int, tuple] = {}   # id(p) -> (p, p.grad before the first write)
         self.grad_owner: dict[int, Tensor] = {}   # id(g) -> p, for g = p.grad when first read
         self.pending_before = {id(t) for t in _pending_leaves}
+        # host work repeated at every call, in the order the body did it: (compute, leaf node, label)
+        # for a value computed on the host (a random draw, a hyperparameter read from a param group),
+        # (call, None, label) for a Python side effect (a scheduler step)
+        self.host: list[tuple] = []
+        self.stepped: list = []                   # objects whose host effects are replayed
+        self.generators: dict[int, tuple] = {}    # id -> (generator, its stream, state before the trace)
+        self.in_effect = False
 
     def __enter__(self):
         self.saved = (_tensor._tracing[0], _creation._rng)
@@ -160,9 +169,39 @@ class _Tracer:
 
     def random_drawn(self, generator=None):
         raise RuntimeError(
-            f"lazytorch.jit: random numbers drawn inside `{self.name}`{_user_frame()} would be drawn once, when "
-            "the function is traced, and replayed unchanged on every call. Draw them outside the jitted "
-            "function and pass the tensor in as an argument.")
+            f"lazytorch.jit: random numbers drawn by host code inside `{self.name}`{_user_frame()} (an `nn.init` "
+            "function, `multinomial`) would be drawn once, when the function is traced, and replayed unchanged "
+            "on every call. Draw them outside the jitted function and pass the tensor in as an argument.")
+
+    # -- host work repeated at every call ---------------------------------------------------------
+    def host_input(self, t: Tensor, compute, label: str) -> None:
+        """`t`, a leaf the body just made, holds `compute()`: a program input computed on the host
+        again at every call (a random draw, an optimizer hyperparameter)."""
+        if not self.in_effect:
+            self.host.append((compute, _NODE_SLOT.__get__(t, type(t)), label))
+
+    def host_effect(self, owner, call, label: str):
+        """Run `call()` (Python state only, e.g. a scheduler step) and repeat it at every call, in the
+        same place relative to the body's other host work. Effects nested in it are not recorded."""
+        if self.in_effect:
+            return call()
+        self.host.append((call, None, label))
+        self.stepped.append(owner)
+        self.in_effect = True
+        try:
+            return call()
+        finally:
+            self.in_effect = False
+
+    def before_draw(self, generator) -> None:
+        if id(generator) not in self.generators:
+            self.generators[id(generator)] = (generator, generator._rng, generator._rng.bit_generator.state)
+
+    def rewind_generators(self) -> None:
+        """Put every generator the body drew from back where it was (a trace that does not run)."""
+        for generator, rng, state in self.generators.values():
+            generator._rng = rng
+            rng.bit_generator.state = state
 
     # -- after the body ran ---------------------------------------------------------------------
     def owner(self, t: Tensor, grad: bool, labels: dict) -> _Owner:

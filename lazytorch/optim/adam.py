@@ -12,6 +12,8 @@ class Adam(Optimizer):
     it implies are computed in Python and enter the graph as 0-d buffers.
     """
 
+    runtime_hyperparameters = {"lr": None, "betas": None}
+
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
                  amsgrad: bool = False, *, foreach=None, maximize: bool = False, capturable: bool = False,
                  differentiable: bool = False, fused=None, decoupled_weight_decay: bool = False):
@@ -32,7 +34,6 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _update_group(self, group, params, scalar):
-        lr, (beta1, beta2) = float(group["lr"]), group["betas"]
         eps, weight_decay, amsgrad = group["eps"], group["weight_decay"], group["amsgrad"]
         for p in params:
             dtype = p.dtype
@@ -52,15 +53,15 @@ class Adam(Optimizer):
             param = p
             if weight_decay != 0:
                 if group["decoupled_weight_decay"]:
-                    param = p * scalar("decay", 1 - lr * weight_decay, dtype)
+                    param = p * scalar.of(group, "decay", _decay, dtype)
                 else:
                     grad = grad + p * scalar("weight_decay", weight_decay, dtype)
-            exp_avg = state["exp_avg"].lerp(grad, scalar("one_minus_beta1", 1 - beta1, dtype))
-            exp_avg_sq = (state["exp_avg_sq"] * scalar("beta2", beta2, dtype)).addcmul(
-                grad, grad, value=scalar("one_minus_beta2", 1 - beta2, dtype))
-            bias_correction1 = 1 - scalar("beta1", beta1, lazytorch.float64) ** step
-            bias_correction2 = 1 - scalar("beta2", beta2, lazytorch.float64) ** step
-            step_size = scalar("lr", lr, lazytorch.float64) / bias_correction1   # lr: a buffer, never baked in
+            exp_avg = state["exp_avg"].lerp(grad, scalar.of(group, "one_minus_beta1", _one_minus_beta1, dtype))
+            exp_avg_sq = (state["exp_avg_sq"] * scalar.of(group, "beta2", _beta2, dtype)).addcmul(
+                grad, grad, value=scalar.of(group, "one_minus_beta2", _one_minus_beta2, dtype))
+            bias_correction1 = 1 - scalar.of(group, "beta1", _beta1, lazytorch.float64) ** step
+            bias_correction2 = 1 - scalar.of(group, "beta2", _beta2, lazytorch.float64) ** step
+            step_size = scalar.of(group, "lr", _lr, lazytorch.float64) / bias_correction1   # never baked in
             bias_correction2_sqrt = bias_correction2 ** 0.5
             second = exp_avg_sq
             if amsgrad:
@@ -70,6 +71,31 @@ class Adam(Optimizer):
             state["exp_avg"].copy_(exp_avg)
             state["exp_avg_sq"].copy_(exp_avg_sq)
             p.copy_(param.addcdiv(exp_avg, denom, value=(-step_size).to(dtype)))
+
+
+# the values read from the param group at every step (`Optimizer.runtime_hyperparameters`)
+def _lr(group) -> float:
+    return float(group["lr"])
+
+
+def _decay(group) -> float:
+    return 1 - float(group["lr"]) * group["weight_decay"]
+
+
+def _beta1(group) -> float:
+    return group["betas"][0]
+
+
+def _beta2(group) -> float:
+    return group["betas"][1]
+
+
+def _one_minus_beta1(group) -> float:
+    return 1 - group["betas"][0]
+
+
+def _one_minus_beta2(group) -> float:
+    return 1 - group["betas"][1]
 
 
 class AdamW(Adam):

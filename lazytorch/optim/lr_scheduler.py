@@ -1,7 +1,8 @@
 """Learning-rate schedulers with torch's semantics: the same lr sequences, step counting and state dicts.
 
 A scheduler only writes Python floats into `param_group['lr']`; the optimizer feeds the lr to the
-update graph as a 0-d buffer, so a changing lr never causes a recompilation.
+update graph as a 0-d buffer, so a changing lr never causes a recompilation. Stepped inside a
+function traced by `lazytorch.jit`, `step()` is recorded and called again at every replay.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bisect import bisect_right
 from collections import Counter
 from typing import Any, Optional
 
+from lazytorch._tensor import _tracing
 from lazytorch.optim.optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "CosineAnnealingLR",
@@ -54,6 +56,20 @@ def _track_step_calls(optimizer: Optimizer) -> None:
 
     wrapper._wrapped_by_lr_sched = True
     optimizer.step = wrapper
+
+
+def _replayed_by_jit(step):
+    """A scheduler's `step` changes Python state only (the lrs in the param groups). Called inside a
+    function `lazytorch.jit` traces, it is recorded and called again at every replay, in the same
+    place relative to the reads of the lrs (the optimizer reads them as program inputs)."""
+    @functools.wraps(step)
+    def wrapper(self, *args, **kwargs):
+        tracer = _tracing[0]
+        if tracer is None:
+            return step(self, *args, **kwargs)
+        return tracer.host_effect(self, functools.partial(step, self, *args, **kwargs),
+                                  f"{type(self).__name__}.step()")
+    return wrapper
 
 
 class LRScheduler:
@@ -105,6 +121,7 @@ class LRScheduler:
     def get_lr(self) -> list[float]:
         raise NotImplementedError
 
+    @_replayed_by_jit
     def step(self, epoch: Optional[int] = None) -> None:
         """Advance one epoch (or jump to `epoch`, deprecated) and write the new lrs into the optimizer."""
         if self._step_count == 1:
@@ -306,6 +323,7 @@ class SequentialLR(LRScheduler):
         first._initial_step()
         self._last_lr = first.get_last_lr()
 
+    @_replayed_by_jit
     def step(self) -> None:
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
@@ -457,6 +475,9 @@ class ReduceLROnPlateau(LRScheduler):
         self.num_bad_epochs = 0
 
     def step(self, metrics, epoch: Optional[int] = None) -> None:
+        if _tracing[0] is not None:
+            raise RuntimeError("lazytorch.jit: ReduceLROnPlateau.step(metrics) needs the metric's value, which a "
+                               "jitted function does not have: return the metric and call step() outside it")
         current = float(metrics)
         if epoch is None:
             epoch = self.last_epoch + 1

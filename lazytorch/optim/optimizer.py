@@ -10,7 +10,9 @@ parameter and state tensor is a fresh buffer: the graph never grows across itera
 Float hyperparameters (lr, momentum, betas, bias corrections, ...) enter the IR as 0-d *buffers*,
 not constants. The compiler keys its cache on graph structure, where a buffer counts only by shape
 and dtype, so a scheduler changing the lr or Adam's step-dependent bias corrections compile
-nothing: from the second iteration on, a training step is one cache hit.
+nothing: from the second iteration on, a training step is one cache hit. Under `lazytorch.jit`
+those a scheduler changes (`runtime_hyperparameters`) are program inputs read from the param
+group at every call (`StepScalars.of`), not values frozen by the trace.
 """
 from __future__ import annotations
 
@@ -19,9 +21,12 @@ from collections import defaultdict
 from itertools import chain
 from typing import Any, Callable, Iterable, Optional
 
+import numpy as np
+
 import lazytorch
+from compiler.ir import node as ir
 from lazytorch._grad_mode import enable_grad, no_grad
-from lazytorch._tensor import Tensor
+from lazytorch._tensor import Tensor, _tracing
 from lazytorch.autograd._engine import zero_grads
 
 
@@ -41,16 +46,38 @@ class StepScalars:
     One per (role, value, dtype): parameters of a group share them, and since a role never shares a
     tensor with another role, the graph's structure does not depend on which values happen to be
     equal (1 - beta1 equals Adam's first bias correction at step 1 and never again).
+
+    Values computed from a runtime hyperparameter (`Optimizer.runtime_hyperparameters`: the lr...)
+    are made by `of(group, ...)` instead, one per (role, group, dtype): under `lazytorch.jit` each
+    is a program input computed again from its param group at every call, so that a scheduler, or
+    a hand edit of `group['lr']`, changes the compiled step's lr without a new trace.
     """
 
     def __init__(self):
         self._made: dict[tuple, Tensor] = {}
+        self._of_group: dict[tuple, Tensor] = {}
 
     def __call__(self, role: str, value, dtype) -> Tensor:
         key = (role, float(value), dtype)
         t = self._made.get(key)
         if t is None:
             t = self._made[key] = lazytorch.tensor(float(value), dtype=dtype)
+        return t
+
+    def of(self, group: dict[str, Any], role: str, value_of: Callable[[dict], float], dtype) -> Tensor:
+        """The 0-d tensor holding `value_of(group)` (read from the group at every jitted call)."""
+        key = (role, id(group), dtype)
+        t = self._of_group.get(key)
+        if t is None:
+            np_dtype = dtype.np_dtype
+
+            def compute():
+                return np.array(float(value_of(group)), np_dtype)
+
+            t = self._of_group[key] = Tensor._from_node(ir.buffer(compute()))
+            tracer = _tracing[0]
+            if tracer is not None:
+                tracer.host_input(t, compute, f"{role} ({dtype.name}, read from its param group at every call)")
         return t
 
 
@@ -63,6 +90,11 @@ class Optimizer:
     once per step (computed out of place, then `copy_`): assigning a still-pending leaf again would
     make the front-end realize it early, splitting the step into several programs.
     """
+
+    runtime_hyperparameters: dict[str, Optional[Callable]] = {}
+    """Hyperparameters the update reads from the param group only through `StepScalars.of`
+    (schedulers change them): name -> what the graph's structure depends on (None: nothing; e.g.
+    `momentum != 0` for SGD). `lazytorch.jit` guards only that, not their values."""
 
     def __init__(self, params, defaults: dict[str, Any]):
         self.defaults = defaults

@@ -14,6 +14,8 @@ class SGD(Optimizer):
     structure and the second step compiles nothing new.
     """
 
+    runtime_hyperparameters = {"lr": None, "momentum": lambda momentum: momentum != 0}
+
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False, foreach=None,
                  differentiable: bool = False, fused=None):
@@ -32,8 +34,7 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update_group(self, group, params, scalar):
-        lr, momentum, dampening = float(group["lr"]), group["momentum"], group["dampening"]
-        weight_decay = group["weight_decay"]
+        momentum, dampening, weight_decay = group["momentum"], group["dampening"], group["weight_decay"]
         for p in params:
             grad = -p.grad if group["maximize"] else p.grad
             if weight_decay != 0:
@@ -43,10 +44,20 @@ class SGD(Optimizer):
                 buf = state.get("momentum_buffer")
                 if buf is None:
                     buf = state["momentum_buffer"] = lazytorch.zeros_like(p)
-                    keep, take = 0.0, 1.0
+                    keep, take = scalar("buffer_keep", 0.0, p.dtype), scalar("grad_take", 1.0, p.dtype)
                 else:
-                    keep, take = momentum, 1 - dampening
-                new_buf = buf * scalar("buffer_keep", keep, p.dtype) + grad * scalar("grad_take", take, p.dtype)
+                    keep = scalar.of(group, "buffer_keep", _momentum, p.dtype)
+                    take = scalar("grad_take", 1 - dampening, p.dtype)
+                new_buf = buf * keep + grad * take
                 buf.copy_(new_buf)
-                grad = grad + new_buf * scalar("momentum", momentum, p.dtype) if group["nesterov"] else new_buf
-            p.copy_(p + grad * scalar("neg_lr", -lr, p.dtype))
+                grad = grad + new_buf * scalar.of(group, "momentum", _momentum, p.dtype) if group["nesterov"] \
+                    else new_buf
+            p.copy_(p + grad * scalar.of(group, "neg_lr", _neg_lr, p.dtype))
+
+
+def _momentum(group) -> float:
+    return group["momentum"]
+
+
+def _neg_lr(group) -> float:
+    return -float(group["lr"])
