@@ -411,6 +411,17 @@ def test_one_native_call_per_step(counters):
     assert spec.program.source.count("@numba.cfunc") == 1
 
 
+def test_driver_in_segments_matches_eager(monkeypatch):
+    """A large program is cut into several native functions run one after the other over the same
+    arrays (intermediates cross segments in the scratch buffer)."""
+    from compiler.runtime import driver
+    monkeypatch.setattr(driver, "SEGMENT_LINES", 6)
+    eager, m1, _ = linreg(False, steps=10)
+    jitted, m2, step = linreg(True, steps=10)
+    assert step.specializations[0].program.source.count("@numba.cfunc") >= 3
+    assert close(eager, jitted) and close(m1.weight.detach().numpy(), m2.weight.detach().numpy())
+
+
 def test_driver_that_fails_to_compile_falls_back_to_kernels(monkeypatch, capfd):
     from compiler.runtime import driver
     generate = driver.Program._generate

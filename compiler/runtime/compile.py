@@ -40,6 +40,14 @@ def load_kernel(name: str, source: str) -> Callable:
     if fn is not None:
         counters["cache_hits"] += 1
         return fn
+    fn = getattr(load_module(name, source), name)
+    diskcache.harden(fn)
+    _functions[source] = fn
+    return fn
+
+
+def load_module(name: str, source: str):
+    """Write `source` to the cache directory as the module `name` and run it."""
     path = cache_dir() / f"{name}.py"
     diskcache.write_source(path, source)
     if debug_level() >= 3:
@@ -49,10 +57,7 @@ def load_kernel(name: str, source: str) -> Callable:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
-    fn = getattr(module, name)
-    diskcache.harden(fn)
-    _functions[source] = fn
-    return fn
+    return module
 
 
 def kernel_function(step):

@@ -37,7 +37,7 @@ from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
 from compiler.passes.views import ShapeTracker, View
 from compiler.runtime import blas as blas_threads
 from compiler.runtime import native
-from compiler.runtime.compile import cache_dir, call, kernel_function, load_kernel, record_compile
+from compiler.runtime.compile import cache_dir, call, kernel_function, load_module, record_compile
 from compiler.runtime.counters import counters, log
 from compiler.runtime.executor import launch_log, strided
 
@@ -46,6 +46,11 @@ SMALL_MATMUL = 4096
 """Matmuls of at most this many multiply-adds are loops in the driver: calling BLAS costs more."""
 ALIGN = 64
 """Byte alignment of each intermediate in the scratch buffer (a cache line)."""
+SEGMENT_LINES = 120
+"""A driver is cut into functions of about this many lines. Numba's compile time grows faster than
+the size of a function (its SSA reconstruction visits every block once per reassigned variable):
+the MLP step's ~400 lines took 4.5 s as one function and 3.4 s as four (60 lines: 3.7 s, 200:
+3.8 s; one process, load ~2.5). Each segment is one more ctypes call (~0.3 us) per step."""
 _drivers: dict[str, tuple] = {}       # driver name -> (address, what keeps the code alive)
 
 
@@ -159,35 +164,37 @@ class Program:
             _drivers[self.name] = entry
         else:
             counters["cache_hits"] += 1
-        return self._wrapper(native.caller(entry[0]), table)
+        return self._wrapper([native.caller(address) for address in entry[0]], table)
 
     def _from_disk(self) -> Optional[tuple]:
         if not native.supported():
             return None
         start = time.perf_counter()
-        address = native.load(native.object_path(cache_dir() / f"{self.name}.py"), self.source)
-        if address is None:
+        addresses = native.load(native.object_path(cache_dir() / f"{self.name}.py"), self.source)
+        if addresses is None:
             return None
         record_compile(self.name, time.perf_counter() - start, hit=True)
-        return address, None
+        return addresses, None
 
     def _compile(self) -> Optional[tuple]:
         start = time.perf_counter()
         try:
-            cfunc = load_kernel(self.name, self.source)     # a cfunc compiles when its module runs
+            module = load_module(self.name, self.source)    # a cfunc compiles when its module runs
+            cfuncs = [getattr(module, segment) for segment in self.segments]
         except Exception as e:              # a driver Numba cannot compile: never fail the program
             log(0, f"driver {self.name} failed to compile ({type(e).__name__}: {str(e)[:300]}); "
                    "running its kernels one by one instead")
             return None
         record_compile(self.name, time.perf_counter() - start, hit=False)
         if native.supported():
-            native.save(native.object_path(cache_dir() / f"{self.name}.py"), self.source, *native.emit(cfunc))
-        return cfunc.address, cfunc
+            native.save(native.object_path(cache_dir() / f"{self.name}.py"), self.source,
+                        [native.emit(cfunc) for cfunc in cfuncs])
+        return [cfunc.address for cfunc in cfuncs], cfuncs
 
-    def _wrapper(self, driver, table) -> Callable:
+    def _wrapper(self, segments: list, table) -> Callable:
         """`driver(*inputs, *constants) -> outputs` as straight-line Python: allocate the outputs,
-        take a scratch buffer, one native call."""
-        env = {"_native": driver, "_empty": np.empty, "_pool": [], "_u8": np.uint8,
+        take a scratch buffer, call the segments."""
+        env = {"_empty": np.empty, "_pool": [], "_u8": np.uint8,
                "_blas": table.table if table is not None else np.zeros(2, np.uint64),
                "_threads": blas_threads.set_threads, "_nthreads": blas_threads.threads_for(self.threaded_blas)}
         params = [f"a{k}" for k in range(len(self.args))]
@@ -202,7 +209,10 @@ class Program:
         lines.append(f"    s = _pool.pop() if _pool else _empty({max(self.scratch_bytes, 1)}, _u8)")
         if self.uses_blas:
             lines.append("    _threads(_nthreads)")
-        lines.append(f"    _native(({', '.join(params + list(slots.values()))}, s, _blas))")
+        lines.append(f"    arrays = ({', '.join(params + list(slots.values()))}, s, _blas)")
+        for k, segment in enumerate(segments):
+            env[f"_native{k}"] = segment
+            lines.append(f"    _native{k}(arrays)")
         lines.append("    _pool.append(s)")
         returns = [slots[self.out_slots[id(n)]] if id(n) in self.out_slots else f"a{self.arg_index[id(n)]}"
                    for n in self.outputs]
@@ -212,60 +222,77 @@ class Program:
 
     # -- code generation ---------------------------------------------------------------------------
     def _generate(self) -> tuple[str, str]:
-        lines: list[str] = []
+        """The driver's source: the steps in order, cut into segments of about SEGMENT_LINES lines,
+        each a cfunc over the same tuple of arrays (the wrapper calls them one after the other)."""
+        segments: list[list[str]] = [[]]
+        declared: set[str] = set()          # arrays (and their pointers) the current segment has
+        buffers: dict[str, tuple] = {}      # array name -> (pointer expression, numel, numpy dtype)
         flat: dict[int, str] = {}           # id(node) -> name of its flat array in the driver
         helpers: dict[str, set] = {}        # inlined kernels: module -> helper names they import
         fastmath = [False]
         first_output = len(self.args)
         scratch_index = first_output + len(self.out_slots)
 
-        def inline(source: str, args: list[str], prefix: str):
-            body, imports, uses_fastmath = _inline(source, args, prefix)
-            for line in body:
-                temporary = _TEMPORARY.fullmatch(line)
-                if temporary is None:
-                    lines.append(line)
-                    continue
-                # a kernel's temporary array (an accumulator row): scratch space, as the driver
-                # allocates nothing
-                indent, name, numel, dtype = temporary.groups()
-                lines.append(f"{indent}p_{name} = _byte_offset(scratch, {self.scratch_bytes})")
-                lines.append(f"{indent}{name} = numba.carray(p_{name}, {numel}, {dtype})")
-                self.scratch_bytes += -(-int(numel) * np.dtype(dtype[3:]).itemsize // ALIGN) * ALIGN
-            for module, names in imports.items():
-                helpers.setdefault(module, set()).update(names)
-            fastmath[0] |= uses_fastmath
+        def emit(line: str):
+            segments[-1].append(line)
+
+        def declare(name: str):
+            if name not in declared:
+                pointer, numel, np_dtype = buffers[name]
+                emit(f"p_{name} = {pointer}")
+                emit(f"{name} = numba.carray(p_{name}, {numel}, np.{np_dtype.name})")
+                declared.add(name)
+
+        def scratch(numel: int, np_dtype) -> str:
+            pointer = f"_byte_offset(scratch, {self.scratch_bytes})"
+            self.scratch_bytes += -(-numel * np_dtype.itemsize // ALIGN) * ALIGN
+            return pointer
 
         def allocate(name: str, numel: int, dtype, node: Optional[Node] = None):
             """A flat array `name` (and its pointer `p_name`): an output array or scratch space."""
             np_dtype = compute_dtype(dtype).np_dtype
             slot = self.out_slots.get(id(node)) if node is not None else None
-            if slot is not None:
-                lines.append(f"p_{name} = _array_data(arrays, {first_output + slot})")
-            else:
-                lines.append(f"p_{name} = _byte_offset(scratch, {self.scratch_bytes})")
-                self.scratch_bytes += -(-numel * np_dtype.itemsize // ALIGN) * ALIGN
-            lines.append(f"{name} = numba.carray(p_{name}, {numel}, np.{np_dtype.name})")
+            pointer = f"_array_data(arrays, {first_output + slot})" if slot is not None else scratch(numel, np_dtype)
+            buffers[name] = (pointer, numel, np_dtype)
+            declare(name)
 
         def var(node: Node) -> str:
             name = flat.get(id(node))
-            if name is None:                # a leaf: its argument, flat, on first use
+            if name is None:                # a leaf: its argument
                 k = self.arg_index[id(node)]
                 name = flat[id(node)] = f"x{k}"
-                np_dtype = compute_dtype(node.dtype).np_dtype
-                lines.append(f"p_{name} = _array_data(arrays, {k})")
-                lines.append(f"{name} = numba.carray(p_{name}, {node.numel}, np.{np_dtype.name})")
+                buffers[name] = (f"_array_data(arrays, {k})", node.numel, compute_dtype(node.dtype).np_dtype)
+            declare(name)
             return name
 
+        def inline(source: str, args: list[str], prefix: str):
+            body, imports, uses_fastmath = _inline(source, args, prefix)
+            for line in body:
+                temporary = _TEMPORARY.fullmatch(line)
+                if temporary is None:
+                    emit(line)
+                    continue
+                # a kernel's temporary array (an accumulator row): scratch space, as the driver
+                # allocates nothing
+                indent, name, numel, dtype = temporary.groups()
+                emit(f"{indent}p_{name} = {scratch(int(numel), np.dtype(dtype[3:]))}")
+                emit(f"{indent}{name} = numba.carray(p_{name}, {numel}, {dtype})")
+            for module, names in imports.items():
+                helpers.setdefault(module, set()).update(names)
+            fastmath[0] |= uses_fastmath
+
         for index, step in enumerate(self.schedule.steps):
+            if len(segments[-1]) >= SEGMENT_LINES:
+                segments.append([])
+                declared.clear()
             node = self.order[step.output]
             out = flat[id(node)] = f"b{step.output}"
             if isinstance(step, KernelStep):
+                args = [var(self.order[i]) for i in step.inputs]
                 allocate(out, node.numel, step.kernel.out_dtype, node)
-                args = [out] + [var(self.order[i]) for i in step.inputs]
                 if node.numel:
-                    lines.append(f"# {step.name}")
-                    inline(step.source, args, f"k{index}_")
+                    emit(f"# {step.name}")
+                    inline(step.source, [out] + args, f"k{index}_")
                 continue
             operands = []
             for j, (i, view) in enumerate(zip(step.inputs, step.views)):
@@ -273,45 +300,50 @@ class Program:
                 if _layout(view) is None:   # not a (transposed) matrix: make it contiguous first
                     name, source = _copy_kernel(base, view)
                     copy = f"c{step.output}_{j}"
+                    source_array = var(base)
                     allocate(copy, math.prod(view.shape), base.dtype)
-                    lines.append(f"# {name}")
-                    inline(source, [copy, var(base)], f"k{index}_{j}_")
+                    emit(f"# {name}")
+                    inline(source, [copy, source_array], f"k{index}_{j}_")
                     operands.append((copy, View.contiguous(view.shape)))
                 else:
                     operands.append((var(base), view))
             allocate(out, node.numel, node.dtype, node)
             matmul, gemm = _matmul_lines(out, node, operands)
-            lines.extend(matmul)
+            segments[-1].extend(matmul)
             self.uses_blas |= gemm
             if gemm and 2 * node.numel * step.views[0].shape[-1] >= blas_threads.THREADED_MIN_FLOPS:
                 self.threaded_blas = True
-        prologue = []
-        if self.scratch_bytes:
-            prologue.append(f"scratch = _array_data(arrays, {scratch_index})")
-        if self.uses_blas:
-            prologue.append(f"blas = numba.carray(_array_data(arrays, {scratch_index + 1}), 2, np.uint64)")
-        body = "\n".join("    " + line for line in prologue + lines)
+        bodies = []
+        for lines in segments:
+            prologue = []
+            if any("scratch" in line for line in lines):
+                prologue.append(f"scratch = _array_data(arrays, {scratch_index})")
+            if any("blas[" in line for line in lines):
+                prologue.append(f"blas = numba.carray(_array_data(arrays, {scratch_index + 1}), 2, np.uint64)")
+            bodies.append("\n".join("    " + line for line in prologue + lines))
         abi = f"tuple items at {native.TUPLE_ITEMS}, array data at {native.ARRAY_DATA}, " \
               f"blas ints {native.blas().int_bits if self.uses_blas else '-'} bits"
-        digest = hashlib.sha1(f"{abi}\n{body}".encode()).hexdigest()[:16]
+        digest = hashlib.sha1("\n".join([abi, *bodies]).encode()).hexdigest()[:16]
         name = f"d_program_{digest}"
+        self.segments = [f"{name}_{i}" for i in range(len(bodies))]
         flags = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}"
         options = (f"fastmath={flags}, " if fastmath[0] else "") + "error_model='numpy'"
+        functions = []
+        for segment, body in zip(self.segments, bodies):
+            functions += ["", "", f"@numba.cfunc(types.void(types.voidptr), {options})",
+                          f"def {segment}(arrays):", body]
         source = "\n".join([
             f"# helpers: {HELPERS_HASH}",
             f"# abi: {abi}",
-            "# one training step (or any whole program): every kernel and matmul in order",
+            "# one training step (or any whole program): every kernel and matmul in order, in "
+            f"{len(bodies)} segment{'s' if len(bodies) > 1 else ''}",
             "import numba",
             "import numpy as np",
             "from numba import types",
             "from compiler.runtime.native_ops import array_data as _array_data, byte_offset as _byte_offset, "
             "gemm as _gemm",
             *[f"from {m} import {', '.join(sorted(n))}" for m, n in sorted(helpers.items())],
-            "",
-            "",
-            f"@numba.cfunc(types.void(types.voidptr), {options})",
-            f"def {name}(arrays):",
-            body,
+            *functions,
             "",
         ])
         return name, source

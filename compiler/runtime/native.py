@@ -36,7 +36,7 @@ from compiler.runtime.counters import log
 
 TUPLE_ITEMS = tuple.__basicsize__       # offset of a tuple's first item pointer
 ARRAY_DATA = object.__basicsize__       # offset of an ndarray's data pointer (after PyObject_HEAD)
-MAGIC = b"LZTO2"
+MAGIC = b"LZTO3"
 
 _RUNTIME_IR = r"""
 declare i32 @PyGILState_Ensure()
@@ -146,12 +146,14 @@ def supported() -> bool:
     return sys.platform.startswith("linux") and os.environ.get("LAZYTORCH_NATIVE", "1") != "0"
 
 
-def save(path: Path, source: str, symbol: str, code: bytes) -> None:
-    """Write the object code compiled from `source` atomically, with a checksum, the source's hash
-    and the symbols it needs."""
-    header = json.dumps({"source": _digest(source), "symbol": symbol,
-                         "undefined": sorted(undefined_symbols(code))}).encode()
-    payload = struct.pack("<I", len(header)) + header + code
+def save(path: Path, source: str, functions: list[tuple[str, bytes]]) -> None:
+    """Write the object code of `functions` ((symbol, code) each) compiled from `source`
+    atomically, with a checksum, the source's hash and the symbols each needs."""
+    header = json.dumps({"source": _digest(source),
+                         "functions": [{"symbol": symbol, "size": len(code),
+                                        "undefined": sorted(undefined_symbols(code))}
+                                       for symbol, code in functions]}).encode()
+    payload = struct.pack("<I", len(header)) + header + b"".join(code for _, code in functions)
     blob = MAGIC + hashlib.sha256(payload).digest()[:16] + payload
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".o")
     try:
@@ -164,8 +166,8 @@ def save(path: Path, source: str, symbol: str, code: bytes) -> None:
             os.unlink(tmp)
 
 
-def load(path: Path, source: str) -> Optional[int]:
-    """The address of the driver compiled from `source` stored at `path`, or None (missing,
+def load(path: Path, source: str) -> Optional[list[int]]:
+    """The addresses of the functions compiled from `source` stored at `path`, or None (missing,
     damaged, from another source, or needing a symbol this process lacks: the caller compiles it
     again)."""
     try:
@@ -179,17 +181,20 @@ def load(path: Path, source: str) -> Optional[int]:
         return None
     (size,) = struct.unpack_from("<I", payload)
     meta = json.loads(payload[4:4 + size])
-    code = payload[4 + size:]
     if meta["source"] != _digest(source):       # (the name is a hash of the source: a collision)
         return None
-    missing = [s for s in meta["undefined"] if s not in _PROVIDED and not _in_process(s)]
+    missing = [s for f in meta["functions"] for s in f["undefined"] if s not in _PROVIDED and not _in_process(s)]
     if missing:
         log(1, f"{path.name} needs {missing[:3]}, not in this process; compiling again")
         return None
     llvm, engine = _jit()
-    engine.add_object_file(llvm.ObjectFileRef.from_data(code))
+    at = 4 + size
+    for function in meta["functions"]:
+        engine.add_object_file(llvm.ObjectFileRef.from_data(payload[at:at + function["size"]]))
+        at += function["size"]
     engine.finalize_object()
-    return engine.get_function_address(meta["symbol"]) or None
+    addresses = [engine.get_function_address(f["symbol"]) for f in meta["functions"]]
+    return addresses if all(addresses) else None
 
 
 def emit(cfunc) -> tuple[str, bytes]:
