@@ -47,6 +47,13 @@ CASES = {
     "cat_of_views": (lambda m, d: m.cat([d["x"].t(), d["y"][:, ::2].t()], 0).exp(), 1, 0),
     "cat_of_computed": (lambda m, d: m.cat([d["x"].exp(), d["y"] * 2], 1), 3, 0),
     "where_and_compare": (lambda m, d: m.where(d["x"] > d["y"], d["x"], d["y"] * 0.5).sum(0), 1, 0),
+    # reductions over the leading axis (columns): the producer stays in the reduction's kernel
+    "product_column_sum": (lambda m, d: (d["x"] * d["y"]).sum(0), 1, 0),
+    "relu_grad_column_sum": (lambda m, d: (d["y"] * (d["x"] > 0)).sum(0), 1, 0),
+    "mean_columns": (lambda m, d: d["x"].mean(0), 1, 0),
+    "amax_columns_plus_vector": (lambda m, d: d["x"].amax(0) + d["v"], 1, 0),
+    "batch_norm_like_columns": (lambda m, d: (d["x"] - d["x"].mean(0, keepdim=True))
+                                / (d["x"].var(0, keepdim=True, unbiased=False) + 1e-5).sqrt(), 1, 0),
 }
 
 
@@ -92,6 +99,19 @@ def test_matmul_chain_with_elementwise_between(data, counters):
     launched, library = launches(counters, out)
     assert library == 2 and launched == 2
     assert_close(out, tout, reduction=True)
+
+
+def test_linear_bias_gradient_is_one_column_sum_kernel(data, counters):
+    """Linear + ReLU backward: the gradient the weight's matmul needs is one kernel; the bias gradient
+    is one more (its column sum), and both match torch."""
+    (x, tx), (w, tw), (b, tb) = data["x"], data["w"], data["b"]
+    w, b = w.detach().requires_grad_(), b.detach().requires_grad_()
+    tw, tb = tw.detach().requires_grad_(), tb.detach().requires_grad_()
+    ((x @ w + b).relu() ** 2).sum().backward()
+    ((tx @ tw + tb).relu() ** 2).sum().backward()
+    assert launches(counters, b.grad) == (2, 2)           # forward matmul and the weight's gradient
+    assert_close(b.grad, tb.grad, reduction=True)
+    assert_close(w.grad, tw.grad, reduction=True)
 
 
 def test_a_long_chain_is_split_into_capped_kernels_and_stays_correct(counters):

@@ -277,6 +277,54 @@ def test_module_and_dataloader_steps_after_the_first_compile_nothing():
     assert after["cache_hits"] - before["cache_hits"] == 5
 
 
+JIT_CASES = [
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.1, eps=1e-8, maximize=True)),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.1, momentum=0.9, centered=True, maximize=True)),
+]
+
+
+def _jit_run(name, kwargs, use_jit):
+    """20 steps of a tiny regression model (one plain step first, so RMSprop's state exists: torch
+    creates it on the first step, and a changed state layout would make the jit trace again). A
+    scheduler outside the step changes the lr, which the compiled step reads at every call."""
+    lt.manual_seed(0)
+    w, b = lt.randn(4, 3, requires_grad=True), lt.randn(3, requires_grad=True)
+    x, y = lt.randn(8, 4), lt.randn(8, 3)
+    opt = getattr(lt.optim, name)([w, b], **kwargs)
+    scheduler = lt.optim.lr_scheduler.ExponentialLR(opt, 0.9)
+
+    def step():
+        loss = ((x @ w + b - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()     # gradients are None before every call: one signature
+        return loss
+
+    step()
+    run = lt.jit(step) if use_jit else step
+    losses = []
+    for _ in range(STEPS):
+        losses.append(run().item())
+        scheduler.step()
+    return losses, [w, b], opt, run
+
+
+@pytest.mark.parametrize("name,kwargs", JIT_CASES, ids=[n for n, _ in JIT_CASES])
+def test_jitted_step_matches_eager(name, kwargs):
+    """Adagrad's and RMSprop's steps need no host value: one trace replays all 20 steps, with the
+    step count (and Adagrad's decayed lr) advancing inside the program and the scheduled lr read
+    from the param group."""
+    eager, p1, o1, _ = _jit_run(name, kwargs, False)
+    jitted, p2, o2, run = _jit_run(name, kwargs, True)
+    assert len(run.specializations) == 1
+    np.testing.assert_allclose(jitted, eager, rtol=1e-6, atol=1e-6)
+    for a, b in zip(p1, p2):
+        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-6, atol=1e-6)
+        for key, value in o1.state[a].items():
+            np.testing.assert_allclose(o2.state[b][key].numpy(), value.numpy(), rtol=1e-6, atol=1e-6)
+    assert o2.state[p2[0]]["step"].item() == STEPS + 1
+
+
 def _live_graph_objects() -> int:
     gc.collect()
     return sum(1 for o in gc.get_objects() if type(o) is Node or issubclass(type(o), lt.Tensor))

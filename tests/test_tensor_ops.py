@@ -610,6 +610,83 @@ def test_reductions_of_zero_dim_and_three_dim_tensors():
         assert_close(fn(x), fn(tx), reduction=True)
 
 
+# Reductions over leading axes with the kept axes inside: the kernel loops the reduced axes outside
+# and accumulates a row of values (compiler.codegen.numba_cpu._column_body). Shapes are the ones
+# above, so most of these kernels are shared.
+COLUMN_VIEWS = {
+    "contiguous": lambda t: t,
+    "transposed": lambda t: t.reshape(4, 3).t(),        # reduced axis contiguous: the row loop stays
+    "strided": lambda t: t.flip(0)[:, ::2],
+    "broadcast": lambda t: t[:1].expand(3, 4) * t,
+}
+
+
+@pytest.mark.parametrize("view", list(COLUMN_VIEWS))
+def test_leading_axis_reductions_of_views(view):
+    x, tx = pair(make_array((3, 4), "float32", 40))
+    ours, theirs = COLUMN_VIEWS[view](x), COLUMN_VIEWS[view](tx)
+    for fn in (lambda t: t.sum(0), lambda t: t.amax(0, keepdim=True), lambda t: t.max(0).indices):
+        assert_close(fn(ours), fn(theirs), reduction=True)
+
+
+def test_leading_axis_reductions_match_torch():
+    x, tx = pair(make_array((3, 4), "float32", 41))
+    for fn in (lambda t: t.sum(0, keepdim=True), lambda t: t.mean(0), lambda t: t.amin(0), lambda t: t.prod(0),
+               lambda t: t.argmin(0), lambda t: t.std(0), lambda t: t.logsumexp(0), lambda t: t.softmax(0),
+               lambda t: t.sum(0) + t.amax(0) * 2,
+               lambda t: (t - t.mean(0, keepdim=True)) / (t.var(0, keepdim=True, unbiased=False) + 1e-5).sqrt()):
+        assert_close(fn(x), fn(tx), reduction=True)
+    c, tc = pair(make_array((2, 3, 4), "float32", 42))
+    for fn in (lambda t: t.sum(0), lambda t: t.sum((0, 2)), lambda t: t.sum((0, 1), keepdim=True),
+               lambda t: t.amax(1), lambda t: t.mean(0, keepdim=True), lambda t: t.argmax(0),
+               lambda t: t.permute(2, 0, 1).sum(1), lambda t: t[:, ::2].softmax(0)):
+        assert_close(fn(c), fn(tc), reduction=True)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "uint8", "bool", "float64", "float16"])
+def test_leading_axis_reductions_of_other_dtypes(dtype):
+    x, tx = pair(make_array((3, 4), dtype, 43, low=-3, high=4))
+    fns = [lambda t: t.sum(0), lambda t: t.amax(0), lambda t: t.amin(0, keepdim=True)]
+    if dtype != "bool":
+        fns += [lambda t: t.prod(0), lambda t: t.argmax(0)]
+    if dtype.startswith("float"):
+        fns += [lambda t: t.mean(0), lambda t: t.var(0)]
+    for fn in fns:
+        assert_close(fn(x), fn(tx), reduction=True)
+    c, tc = pair(make_array((2, 3, 4), dtype, 44))
+    assert_close(c.sum(0), tc.sum(0), reduction=True)
+
+
+def test_leading_axis_reductions_propagate_nan_and_inf():
+    x, tx = pair(SPECIAL)                  # NaN and +-inf in the first column, finite columns beside
+    for fn in (lambda t: t.sum(0), lambda t: t.amax(0), lambda t: t.max(0).indices, lambda t: t.mean(0),
+               lambda t: t.softmax(0), lambda t: t.logsumexp(0)):
+        assert_close(fn(x), fn(tx), reduction=True)
+
+
+def test_leading_axis_float32_sum_is_accurate():
+    """Summed over 4096 rows, float32 stays within a few ulps of the exact sum (torch sums in blocks;
+    a plain float32 running sum is off by ~1e-4 here)."""
+    array = (np.random.default_rng(45).random((4096, 3)) + 0.1).astype(np.float32)
+    exact = array.astype(np.float64).sum(0)
+    got = lt.tensor(array).sum(0).numpy().astype(np.float64)
+    np.testing.assert_allclose(got, exact, rtol=2e-7)
+
+
+def test_leading_axis_reductions_in_tiles_and_threads(monkeypatch):
+    """Tiny accumulator tiles and a parallel threshold of one element: the tile loop (ragged too),
+    the parallel regions of the accumulators and the lead-axis loop all run on small inputs."""
+    from collections import OrderedDict
+    from importlib import import_module
+    from compiler.codegen import numba_cpu
+    monkeypatch.setattr(numba_cpu, "ACC_TILE", 5)
+    monkeypatch.setattr(numba_cpu, "PARALLEL_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(import_module("compiler.realize"), "_schedules", OrderedDict())   # plan again
+    c, tc = pair(make_array((2, 3, 4), "float32", 46))
+    for fn in (lambda t: t.sum(0), lambda t: t.softmax(1), lambda t: t.reshape(2, 12).amax(0) + t[0, 0, 0]):
+        assert_close(fn(c), fn(tc), reduction=True)
+
+
 def test_sum_dtype_argument_and_integer_promotion():
     i, ti = pair(make_array((3, 4), "int32", 35))
     assert_close(i.sum(), ti.sum())

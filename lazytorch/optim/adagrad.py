@@ -6,7 +6,13 @@ from lazytorch.optim.optimizer import Optimizer, check_unsupported
 
 
 class Adagrad(Optimizer):
-    """Adagrad (torch.optim.Adagrad). As in torch, the state exists from construction on."""
+    """Adagrad (torch.optim.Adagrad). As in torch, the state exists from construction on.
+
+    The step count lives in `state['step']` (a float32 0-d tensor, as torch's); the decayed lr it
+    implies is computed from it with tensor ops, and the hyperparameters enter as 0-d buffers.
+    """
+
+    runtime_hyperparameters = {"lr": None}
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, foreach=None, *, maximize: bool = False,
@@ -36,19 +42,28 @@ class Adagrad(Optimizer):
         state["sum"] = lazytorch.full_like(p, group["initial_accumulator_value"])
 
     def _update_group(self, group, params, scalar):
-        lr, lr_decay, eps, weight_decay = float(group["lr"]), group["lr_decay"], group["eps"], group["weight_decay"]
+        lr_decay, eps, weight_decay = group["lr_decay"], group["eps"], group["weight_decay"]
         for p in params:
             dtype = p.dtype
             if not self.state[p]:    # a parameter added by add_param_group
                 self._init_state(p, group)
             state = self.state[p]
-            step = state["step"].item() + 1
-            state["step"].copy_(lazytorch.tensor(step, dtype=lazytorch.float32))
+            # the count and the decayed lr stay tensors (the lr in float64, as torch's Python float):
+            # no `.item()`, so a step traced by `lazytorch.jit` replays with the current count
+            step = state["step"] + 1
+            state["step"].copy_(step)
             grad = -p.grad if group["maximize"] else p.grad
             if weight_decay != 0:
                 grad = grad + p * scalar("weight_decay", weight_decay, dtype)
-            clr = lr / (1 + (step - 1) * lr_decay)
+            neg_clr = scalar.of(group, "neg_lr", _neg_lr, lazytorch.float64)
+            if lr_decay != 0:
+                neg_clr = neg_clr / ((step.double() - 1) * scalar("lr_decay", lr_decay, lazytorch.float64) + 1)
             state_sum = state["sum"].addcmul(grad, grad)
             state["sum"].copy_(state_sum)
             std = state_sum.sqrt() + scalar("eps", eps, dtype)
-            p.copy_(p.addcdiv(grad, std, value=scalar("neg_clr", -clr, dtype)))
+            p.copy_(p.addcdiv(grad, std, value=neg_clr.to(dtype)))
+
+
+def _neg_lr(group) -> float:
+    """Read from the param group at every step (`Optimizer.runtime_hyperparameters`)."""
+    return -float(group["lr"])

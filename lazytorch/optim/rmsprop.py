@@ -6,7 +6,10 @@ from lazytorch.optim.optimizer import Optimizer, check_unsupported
 
 
 class RMSprop(Optimizer):
-    """RMSprop (torch.optim.RMSprop)."""
+    """RMSprop (torch.optim.RMSprop). The step count lives in `state['step']` (a float32 0-d tensor, as
+    torch's); the hyperparameters enter as 0-d buffers."""
+
+    runtime_hyperparameters = {"lr": None, "momentum": lambda momentum: momentum > 0}
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
                  momentum: float = 0, centered: bool = False, capturable: bool = False, foreach=None,
@@ -28,7 +31,7 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _update_group(self, group, params, scalar):
-        lr, alpha, eps = float(group["lr"]), group["alpha"], group["eps"]
+        alpha, eps = group["alpha"], group["eps"]
         weight_decay, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
         for p in params:
             dtype = p.dtype
@@ -41,7 +44,8 @@ class RMSprop(Optimizer):
                     state["momentum_buffer"] = lazytorch.zeros_like(p)
                 if centered:
                     state["grad_avg"] = lazytorch.zeros_like(p)
-            state["step"].copy_(lazytorch.tensor(state["step"].item() + 1, dtype=lazytorch.float32))
+            # counted with a tensor op (no `.item()`), so a step traced by `lazytorch.jit` replays
+            state["step"].copy_(state["step"] + 1)
             if weight_decay != 0:
                 grad = grad + p * scalar("weight_decay", weight_decay, dtype)
             square_avg = (state["square_avg"] * scalar("alpha", alpha, dtype)).addcmul(
@@ -55,8 +59,17 @@ class RMSprop(Optimizer):
                 avg = square_avg.sqrt()
             avg = avg + scalar("eps", eps, dtype)
             if momentum > 0:
-                buf = (state["momentum_buffer"] * scalar("momentum", momentum, dtype)).addcdiv(grad, avg)
+                buf = (state["momentum_buffer"] * scalar.of(group, "momentum", _momentum, dtype)).addcdiv(grad, avg)
                 state["momentum_buffer"].copy_(buf)
-                p.copy_(p + buf * scalar("neg_lr", -lr, dtype))
+                p.copy_(p + buf * scalar.of(group, "neg_lr", _neg_lr, dtype))
             else:
-                p.copy_(p.addcdiv(grad, avg, value=scalar("neg_lr", -lr, dtype)))
+                p.copy_(p.addcdiv(grad, avg, value=scalar.of(group, "neg_lr", _neg_lr, dtype)))
+
+
+# the values read from the param group at every step (`Optimizer.runtime_hyperparameters`)
+def _neg_lr(group) -> float:
+    return -float(group["lr"])
+
+
+def _momentum(group) -> float:
+    return group["momentum"]
