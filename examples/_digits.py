@@ -8,11 +8,13 @@ import lazytorch as torch
 
 
 def parse_args(doc: str, epochs: int, quick_epochs: int) -> argparse.Namespace:
-    """--epochs (`quick_epochs` under LAZYTORCH_EXAMPLE_QUICK, else `epochs`) and --plot."""
+    """--epochs (`quick_epochs` under LAZYTORCH_EXAMPLE_QUICK, else `epochs`), --plot, --no-jit."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=quick_epochs if os.environ.get("LAZYTORCH_EXAMPLE_QUICK")
                         else epochs)
     parser.add_argument("--plot", default="", help="write a loss/accuracy curve to this PNG file")
+    parser.add_argument("--no-jit", dest="jit", action="store_false",
+                        help="run the training step eagerly instead of as one compiled program")
     return parser.parse_args()
 
 
@@ -38,23 +40,31 @@ def accuracy(model, x, y) -> float:
     return (predicted == y).float().mean().item()
 
 
-def train(model, x_train, y_train, x_test, y_test, epochs: int, lr: float, plot: str = ""):
-    """Adam + cross-entropy with a tqdm progress bar; returns the final test accuracy."""
+def train(model, x_train, y_train, x_test, y_test, epochs: int, lr: float, plot: str = "", jit: bool = True):
+    """Adam + cross-entropy with a tqdm progress bar; returns the final test accuracy. With `jit`,
+    the training step (forward, backward, Adam update) is one compiled program per batch shape."""
     from tqdm import tqdm
 
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_train, y_train), batch_size=64,
                                          shuffle=True, generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step(xb, yb):
+        optimizer.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    if jit:
+        step = torch.jit(step)
     history = []
     bar = tqdm(range(epochs), desc="training")
     for _ in bar:
         total, batches = 0.0, 0
         for xb, yb in loader:
-            optimizer.zero_grad()
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            optimizer.step()
+            loss = step(xb, yb)
             total += loss.item()
             batches += 1
         test_accuracy = accuracy(model, x_test, y_test)

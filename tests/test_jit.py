@@ -422,14 +422,42 @@ def test_driver_in_segments_matches_eager(monkeypatch):
     assert close(eager, jitted) and close(m1.weight.detach().numpy(), m2.weight.detach().numpy())
 
 
-def test_driver_that_fails_to_compile_falls_back_to_kernels(monkeypatch, capfd):
+@pytest.mark.parametrize("worker_fails", [False, True])
+def test_segments_compiled_by_a_worker_process(monkeypatch, tmp_path, worker_fails):
+    """A compile worker (another process) compiles a share of the segments and sends back object
+    code; if it fails, its share is compiled here. Either way the program is right."""
+    from compiler.runtime import driver, workers
+    monkeypatch.setenv("LAZYTORCH_CACHE_DIR", str(tmp_path))        # nothing cached: really compile
+    monkeypatch.setenv("LAZYTORCH_COMPILE_WORKERS", "1")
+    monkeypatch.setattr(driver, "SEGMENT_LINES", 6)
+    monkeypatch.setattr(workers, "MIN_LINES", 0)
+    monkeypatch.setattr(driver, "_drivers", {})                       # forget drivers loaded before
+    shared = []
+    run = workers._Worker.run
+
+    def watched(self, job, share, results):
+        shared.append(len(share))
+        if not worker_fails:
+            run(self, job, share, results)
+
+    monkeypatch.setattr(workers._Worker, "run", watched)
+    eager, _, _ = linreg(False, steps=5)
+    jitted, _, _ = linreg(True, steps=5)
+    assert shared and shared[0] >= 1
+    assert close(eager, jitted)
+
+
+def test_driver_that_fails_to_compile_falls_back_to_kernels(monkeypatch, capfd, tmp_path):
     from compiler.runtime import driver
     generate = driver.Program._generate
+    monkeypatch.setenv("LAZYTORCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(driver, "_drivers", {})
 
     def broken(self):
         name, source = generate(self)
-        source = source.rstrip("\n") + "\n    undefined_name_in_driver + 1\n"
-        return name + "_broken", source.replace(name, name + "_broken")
+        segment, text = self._functions[-1]
+        self._functions[-1] = (segment, text + "    undefined_name_in_driver + 1\n")
+        return name, source
 
     monkeypatch.setattr(driver.Program, "_generate", broken)
 

@@ -36,7 +36,7 @@ from compiler.ir.node import Node
 from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
 from compiler.passes.views import ShapeTracker, View
 from compiler.runtime import blas as blas_threads
-from compiler.runtime import native
+from compiler.runtime import diskcache, native, workers
 from compiler.runtime.compile import cache_dir, call, kernel_function, load_module, record_compile
 from compiler.runtime.counters import counters, log
 from compiler.runtime.executor import launch_log, strided
@@ -177,19 +177,30 @@ class Program:
         return addresses, None
 
     def _compile(self) -> Optional[tuple]:
+        """Compile the segments with Numba (sharing them with the compile workers), store their
+        object code and load it; elsewhere than Linux, run the module and take the cfuncs."""
         start = time.perf_counter()
         try:
-            module = load_module(self.name, self.source)    # a cfunc compiles when its module runs
-            cfuncs = [getattr(module, segment) for segment in self.segments]
+            if native.supported():
+                diskcache.write_source(cache_dir() / f"{self.name}.py", self.source)    # for readers
+                objects = workers.compile_shared(self._header, self._functions)
+            else:
+                module = load_module(self.name, self.source)    # a cfunc compiles when its module runs
+                cfuncs = [getattr(module, segment) for segment in self.segments]
         except Exception as e:              # a driver Numba cannot compile: never fail the program
             log(0, f"driver {self.name} failed to compile ({type(e).__name__}: {str(e)[:300]}); "
                    "running its kernels one by one instead")
             return None
         record_compile(self.name, time.perf_counter() - start, hit=False)
-        if native.supported():
-            native.save(native.object_path(cache_dir() / f"{self.name}.py"), self.source,
-                        [native.emit(cfunc) for cfunc in cfuncs])
-        return [cfunc.address for cfunc in cfuncs], cfuncs
+        if not native.supported():
+            return [cfunc.address for cfunc in cfuncs], cfuncs
+        path = native.object_path(cache_dir() / f"{self.name}.py")
+        native.save(path, self.source, objects)
+        addresses = native.load(path, self.source)
+        if addresses is None:
+            log(0, f"driver {self.name}: its object code could not be loaded; running its kernels one by one")
+            return None
+        return addresses, None
 
     def _wrapper(self, segments: list, table) -> Callable:
         """`driver(*inputs, *constants) -> outputs` as straight-line Python: allocate the outputs,
@@ -328,11 +339,7 @@ class Program:
         self.segments = [f"{name}_{i}" for i in range(len(bodies))]
         flags = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}"
         options = (f"fastmath={flags}, " if fastmath[0] else "") + "error_model='numpy'"
-        functions = []
-        for segment, body in zip(self.segments, bodies):
-            functions += ["", "", f"@numba.cfunc(types.void(types.voidptr), {options})",
-                          f"def {segment}(arrays):", body]
-        source = "\n".join([
+        header = "\n".join([
             f"# helpers: {HELPERS_HASH}",
             f"# abi: {abi}",
             "# one training step (or any whole program): every kernel and matmul in order, in "
@@ -343,10 +350,12 @@ class Program:
             "from compiler.runtime.native_ops import array_data as _array_data, byte_offset as _byte_offset, "
             "gemm as _gemm",
             *[f"from {m} import {', '.join(sorted(n))}" for m, n in sorted(helpers.items())],
-            *functions,
-            "",
         ])
-        return name, source
+        self._functions = [(segment, f"@numba.cfunc(types.void(types.voidptr), {options})\n"
+                                     f"def {segment}(arrays):\n{body}\n")
+                           for segment, body in zip(self.segments, bodies)]
+        self._header = header
+        return name, "\n\n\n".join([header, *(text for _, text in self._functions)])
 
 
 _NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
