@@ -426,12 +426,12 @@ def test_driver_in_segments_matches_eager(monkeypatch):
 def test_segments_compiled_by_a_worker_process(monkeypatch, tmp_path, worker_fails):
     """A compile worker (another process) compiles a share of the segments and sends back object
     code; if it fails, its share is compiled here. Either way the program is right."""
-    from compiler.runtime import driver, workers
+    from compiler.runtime import driver, native_source, workers
     monkeypatch.setenv("LAZYTORCH_CACHE_DIR", str(tmp_path))        # nothing cached: really compile
     monkeypatch.setenv("LAZYTORCH_COMPILE_WORKERS", "1")
     monkeypatch.setattr(driver, "SEGMENT_LINES", 6)
     monkeypatch.setattr(workers, "MIN_LINES", 0)
-    monkeypatch.setattr(driver, "_drivers", {})                       # forget drivers loaded before
+    monkeypatch.setattr(native_source, "_loaded", {})                 # forget drivers loaded before
     shared = []
     run = workers._Worker.run
 
@@ -448,10 +448,10 @@ def test_segments_compiled_by_a_worker_process(monkeypatch, tmp_path, worker_fai
 
 
 def test_driver_that_fails_to_compile_falls_back_to_kernels(monkeypatch, capfd, tmp_path):
-    from compiler.runtime import driver
+    from compiler.runtime import driver, native_source
     generate = driver.Program._generate
     monkeypatch.setenv("LAZYTORCH_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(driver, "_drivers", {})
+    monkeypatch.setattr(native_source, "_loaded", {})
 
     def broken(self):
         name, source = generate(self)

@@ -20,38 +20,33 @@ LAZYTORCH_DEBUG>=2.
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import math
-import re
 import time
 from typing import Callable, Optional
 
 import numpy as np
 
 from compiler import dtypes
-from compiler.codegen.numba_cpu import FASTMATH_FLAGS, HELPERS_HASH, compute_dtype, generate
+from compiler.codegen.numba_cpu import FASTMATH_FLAGS, compute_dtype, generate
 from compiler.ir.kernel import KLoad, Kernel
 from compiler.ir.node import Node
 from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
 from compiler.passes.views import ShapeTracker, View
 from compiler.runtime import blas as blas_threads
-from compiler.runtime import diskcache, native, workers
-from compiler.runtime.compile import cache_dir, call, kernel_function, load_module, record_compile
+from compiler.runtime import native, native_source
+from compiler.runtime.compile import call, kernel_function
 from compiler.runtime.counters import counters, log
 from compiler.runtime.executor import launch_log, strided
 
 BLAS_DTYPES = ("float32", "float64")
 SMALL_MATMUL = 4096
 """Matmuls of at most this many multiply-adds are loops in the driver: calling BLAS costs more."""
-ALIGN = 64
-"""Byte alignment of each intermediate in the scratch buffer (a cache line)."""
 SEGMENT_LINES = 120
 """A driver is cut into functions of about this many lines. Numba's compile time grows faster than
 the size of a function (its SSA reconstruction visits every block once per reassigned variable):
 the MLP step's ~400 lines took 4.5 s as one function and 3.4 s as four (60 lines: 3.7 s, 200:
 3.8 s; one process, load ~2.5). Each segment is one more ctypes call (~0.3 us) per step."""
-_drivers: dict[str, tuple] = {}       # driver name -> (address, what keeps the code alive)
 
 
 class Program:
@@ -155,52 +150,11 @@ class Program:
             log(0, f"no CBLAS found: running {self.name} step by step")
             self.stepwise = True
             return self.run_steps
-        entry = _drivers.get(self.name)
-        if entry is None:
-            entry = self._from_disk() or self._compile()
-            if entry is None:
-                self.stepwise = True
-                return self.run_steps
-            _drivers[self.name] = entry
-        else:
-            counters["cache_hits"] += 1
-        return self._wrapper([native.caller(address) for address in entry[0]], table)
-
-    def _from_disk(self) -> Optional[tuple]:
-        if not native.supported():
-            return None
-        start = time.perf_counter()
-        addresses = native.load(native.object_path(cache_dir() / f"{self.name}.py"), self.source)
-        if addresses is None:
-            return None
-        record_compile(self.name, time.perf_counter() - start, hit=True)
-        return addresses, None
-
-    def _compile(self) -> Optional[tuple]:
-        """Compile the segments with Numba (sharing them with the compile workers), store their
-        object code and load it; elsewhere than Linux, run the module and take the cfuncs."""
-        start = time.perf_counter()
-        try:
-            if native.supported():
-                diskcache.write_source(cache_dir() / f"{self.name}.py", self.source)    # for readers
-                objects = workers.compile_shared(self._header, self._functions)
-            else:
-                module = load_module(self.name, self.source)    # a cfunc compiles when its module runs
-                cfuncs = [getattr(module, segment) for segment in self.segments]
-        except Exception as e:              # a driver Numba cannot compile: never fail the program
-            log(0, f"driver {self.name} failed to compile ({type(e).__name__}: {str(e)[:300]}); "
-                   "running its kernels one by one instead")
-            return None
-        record_compile(self.name, time.perf_counter() - start, hit=False)
-        if not native.supported():
-            return [cfunc.address for cfunc in cfuncs], cfuncs
-        path = native.object_path(cache_dir() / f"{self.name}.py")
-        native.save(path, self.source, objects)
-        addresses = native.load(path, self.source)
-        if addresses is None:
-            log(0, f"driver {self.name}: its object code could not be loaded; running its kernels one by one")
-            return None
-        return addresses, None
+        segments = native_source.obtain(self.name, self._header, self._functions)
+        if segments is None:
+            self.stepwise = True
+            return self.run_steps
+        return self._wrapper(segments, table)
 
     def _wrapper(self, segments: list, table) -> Callable:
         """`driver(*inputs, *constants) -> outputs` as straight-line Python: allocate the outputs,
@@ -256,7 +210,7 @@ class Program:
 
         def scratch(numel: int, np_dtype) -> str:
             pointer = f"_byte_offset(scratch, {self.scratch_bytes})"
-            self.scratch_bytes += -(-numel * np_dtype.itemsize // ALIGN) * ALIGN
+            self.scratch_bytes += -(-numel * np_dtype.itemsize // native_source.ALIGN) * native_source.ALIGN
             return pointer
 
         def allocate(name: str, numel: int, dtype, node: Optional[Node] = None):
@@ -277,17 +231,9 @@ class Program:
             return name
 
         def inline(source: str, args: list[str], prefix: str):
-            body, imports, uses_fastmath = _inline(source, args, prefix)
-            for line in body:
-                temporary = _TEMPORARY.fullmatch(line)
-                if temporary is None:
-                    emit(line)
-                    continue
-                # a kernel's temporary array (an accumulator row): scratch space, as the driver
-                # allocates nothing
-                indent, name, numel, dtype = temporary.groups()
-                emit(f"{indent}p_{name} = {scratch(int(numel), np.dtype(dtype[3:]))}")
-                emit(f"{indent}{name} = numba.carray(p_{name}, {numel}, {dtype})")
+            body, imports, uses_fastmath, _ = native_source.inline(
+                source, args, prefix, lambda numel, dtype: scratch(numel, np.dtype(dtype)))
+            segments[-1].extend(body)
             for module, names in imports.items():
                 helpers.setdefault(module, set()).update(names)
             fastmath[0] |= uses_fastmath
@@ -331,64 +277,18 @@ class Program:
                 prologue.append(f"scratch = _array_data(arrays, {scratch_index})")
             if any("blas[" in line for line in lines):
                 prologue.append(f"blas = numba.carray(_array_data(arrays, {scratch_index + 1}), 2, np.uint64)")
-            bodies.append("\n".join("    " + line for line in prologue + lines))
-        abi = f"tuple items at {native.TUPLE_ITEMS}, array data at {native.ARRAY_DATA}, " \
-              f"blas ints {native.blas().int_bits if self.uses_blas else '-'} bits"
-        digest = hashlib.sha1("\n".join([abi, *bodies]).encode()).hexdigest()[:16]
+            bodies.append(prologue + lines)
+        abi = native_source.abi(native.blas().int_bits if self.uses_blas else None)
+        digest = hashlib.sha1("\n".join([abi, *("\n".join(body) for body in bodies)]).encode()).hexdigest()[:16]
         name = f"d_program_{digest}"
         self.segments = [f"{name}_{i}" for i in range(len(bodies))]
-        flags = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}"
-        options = (f"fastmath={flags}, " if fastmath[0] else "") + "error_model='numpy'"
-        header = "\n".join([
-            f"# helpers: {HELPERS_HASH}",
-            f"# abi: {abi}",
-            "# one training step (or any whole program): every kernel and matmul in order, in "
-            f"{len(bodies)} segment{'s' if len(bodies) > 1 else ''}",
-            "import numba",
-            "import numpy as np",
-            "from numba import types",
-            "from compiler.runtime.native_ops import array_data as _array_data, byte_offset as _byte_offset, "
-            "gemm as _gemm",
-            *[f"from {m} import {', '.join(sorted(n))}" for m, n in sorted(helpers.items())],
-        ])
-        self._functions = [(segment, f"@numba.cfunc(types.void(types.voidptr), {options})\n"
-                                     f"def {segment}(arrays):\n{body}\n")
+        flags = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}" if fastmath[0] else None
+        self._header = native_source.header(
+            "one training step (or any whole program): every kernel and matmul in order, in "
+            f"{len(bodies)} segment{'s' if len(bodies) > 1 else ''}", abi, helpers)
+        self._functions = [(segment, native_source.function(segment, body, flags))
                            for segment, body in zip(self.segments, bodies)]
-        self._header = header
-        return name, "\n\n\n".join([header, *(text for _, text in self._functions)])
-
-
-_NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
-_TEMPORARY = re.compile(r"(\s*)(\w+) = np\.empty\((\d+), (np\.\w+)\)")
-
-
-def _inline(source: str, args: list[str], prefix: str):
-    """The body of a generated kernel function, to paste into the driver: its parameters renamed
-    to the driver's arrays, its locals prefixed (so kernels never share a variable). Returns
-    (lines, {module: helper names}, fastmath)."""
-    lines = source.splitlines()
-    at = next(i for i, line in enumerate(lines) if line.startswith("def "))
-    params = lines[at][lines[at].index("(") + 1:lines[at].rindex(")")].split(", ")
-    rename = dict(zip(params, args))
-    imports = {}
-    for line in lines[:at]:
-        if line.startswith("from compiler.codegen."):
-            module, names = line[len("from "):].split(" import ")
-            imports[module] = set(names.split(", "))
-    decorator = lines[at - 1]
-    function = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef))
-    local = {n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-
-    def repl(m):
-        word = m.group(0)
-        if word in rename:
-            return rename[word]
-        return prefix + word if word in local else word
-
-    body = [_NAME.sub(repl, line) for line in lines[at + 1:] if line.strip() and not line.strip().startswith("#")]
-    # the driver indents its lines itself and is one thread (BLAS keeps its own threads)
-    body = [line[4:].replace("numba.prange(", "range(") for line in body]
-    return body, imports, "fastmath=" in decorator
+        return name, "\n\n\n".join([self._header, *(text for _, text in self._functions)])
 
 
 def _to_compute(array: np.ndarray) -> np.ndarray:
