@@ -9,9 +9,9 @@ from compiler import dtypes
 from compiler.codegen.numba_cpu import compute_dtype
 from compiler.ir.node import Node, forget_inputs
 from compiler.ir.ops import Op
-from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
+from compiler.passes.fusion import MatmulStep, Schedule
 from compiler.passes.views import View
-from compiler.runtime import blas
+from compiler.runtime import blas, eager
 from compiler.runtime.compile import call, kernel_function
 from compiler.runtime.counters import counters, debug_level, log
 
@@ -24,10 +24,9 @@ def strided(base: np.ndarray, view: View) -> np.ndarray:
                                            tuple(s * item for s in view.strides), writeable=False)
 
 
-def _flat_for_kernel(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.float16:
-        array = array.astype(np.float32)
-    return array.reshape(-1)
+def _for_kernel(array: np.ndarray) -> np.ndarray:
+    """A realized buffer as kernels read it: C-contiguous (always), float16 computed in float32."""
+    return array.astype(np.float32) if array.dtype == np.float16 else array
 
 
 def launch_log(name: str, seconds: float, arrays) -> None:
@@ -51,7 +50,11 @@ def execute(schedule: Schedule, order: list[Node]) -> None:
             kernel = step.kernel
             result = np.empty(kernel.out_shape, compute_dtype(kernel.out_dtype).np_dtype)
             if result.size:
-                call(kernel_function(step), [result.reshape(-1)] + [_flat_for_kernel(x) for x in inputs])
+                run = eager.runner(step, order)
+                if run is not None:
+                    run(result, [_for_kernel(x) for x in inputs])
+                else:
+                    call(kernel_function(step), [result.reshape(-1)] + [_for_kernel(x).reshape(-1) for x in inputs])
                 counters["kernel_launches"] += 1
             if kernel.out_dtype is dtypes.float16:
                 with np.errstate(over="ignore"):        # overflow gives inf, as in torch

@@ -26,6 +26,7 @@ import os
 import struct
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -115,6 +116,7 @@ def _openblas_int_bits(lib, prefix: str) -> int:
 # object code: written once, loaded by any later process
 
 _engine: list = []
+_engine_lock = threading.Lock()
 
 
 def _jit():
@@ -187,13 +189,14 @@ def load(path: Path, source: str) -> Optional[list[int]]:
     if missing:
         log(1, f"{path.name} needs {missing[:3]}, not in this process; compiling again")
         return None
-    llvm, engine = _jit()
-    at = 4 + size
-    for function in meta["functions"]:
-        engine.add_object_file(llvm.ObjectFileRef.from_data(payload[at:at + function["size"]]))
-        at += function["size"]
-    engine.finalize_object()
-    addresses = [engine.get_function_address(f["symbol"]) for f in meta["functions"]]
+    with _engine_lock:                      # llvmlite's engine is not safe to share across threads
+        llvm, engine = _jit()
+        at = 4 + size
+        for function in meta["functions"]:
+            engine.add_object_file(llvm.ObjectFileRef.from_data(payload[at:at + function["size"]]))
+            at += function["size"]
+        engine.finalize_object()
+        addresses = [engine.get_function_address(f["symbol"]) for f in meta["functions"]]
     return addresses if all(addresses) else None
 
 

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 from compiler.codegen.numba_cpu import HELPERS_HASH
 from compiler.runtime import diskcache, native, workers
 from compiler.runtime.compile import cache_dir, load_module, record_compile
-from compiler.runtime.counters import counters, log
+from compiler.runtime.counters import counters, debug_level, log
 
 ALIGN = 64
 """Byte alignment of each buffer placed in a scratch buffer (a cache line)."""
@@ -104,6 +104,8 @@ def obtain(name: str, head: str, functions: list[tuple[str, str]]) -> Optional[l
         counters["cache_hits"] += 1
     else:
         source = "\n\n\n".join([head, *(text for _, text in functions)])
+        if debug_level() >= 3:
+            log(3, f"source of {name}:\n{source}")
         entry = _from_disk(name, source) or _compile(name, source, head, functions)
         if entry is None:
             return None

@@ -1,0 +1,77 @@
+"""Kernels run on their own (`realize` outside a jitted function) as native functions.
+
+A kernel's generated source is an `@numba.njit` function over flat arrays. Run through its Numba
+dispatcher, every process first pays Numba's start-up (0.5-0.8 s: importing Numba, its CPU target,
+scipy.linalg) even when the kernel is in the disk cache. So a kernel is run as a one-kernel native
+function instead (`compiler.runtime.native_source`: the same body in a `cfunc` over a tuple of
+arrays, object code cached and loaded with llvmlite), which a warm process loads in about a
+millisecond.
+
+Kernels whose loops run in parallel (`numba.prange`, large kernels) keep their dispatcher: their
+object code calls Numba's threading layer, which only a process that imported Numba has.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Optional
+
+import numpy as np
+
+from compiler.codegen.numba_cpu import FASTMATH_FLAGS, compute_dtype
+from compiler.ir.node import Node
+from compiler.passes.fusion import KernelStep
+from compiler.runtime import native, native_source
+
+_NOT_NATIVE = object()
+
+
+def runner(step: KernelStep, order: list[Node]) -> Optional[Callable]:
+    """`run(out, inputs)` for `step` as a native function (compiled or loaded on first use), or
+    None where the kernel runs through Numba (parallel loops, no native code on this platform, or a
+    kernel Numba cannot compile as a cfunc)."""
+    run = getattr(step, "native", None)
+    if run is None:
+        run = step.native = _build(step, order) or _NOT_NATIVE
+    return None if run is _NOT_NATIVE else run
+
+
+def _build(step: KernelStep, order: list[Node]) -> Optional[Callable]:
+    if not native.supported():
+        return None
+    nodes = [order[step.output]] + [order[i] for i in step.inputs]
+    names = ["out"] + [f"in{k}" for k in range(len(step.inputs))]
+    scratch_bytes = [0]
+
+    def scratch(numel: int, dtype: str) -> str:
+        pointer = f"_byte_offset(scratch, {scratch_bytes[0]})"
+        scratch_bytes[0] += -(-numel * np.dtype(dtype).itemsize // native_source.ALIGN) * native_source.ALIGN
+        return pointer
+
+    body, imports, fastmath, parallel = native_source.inline(step.source, names, "k_", scratch)
+    if parallel:
+        return None
+    prologue = []
+    for k, (name, node) in enumerate(zip(names, nodes)):
+        np_dtype = compute_dtype(node.dtype).np_dtype
+        prologue += [f"p_{name} = _array_data(arrays, {k})",
+                     f"{name} = numba.carray(p_{name}, {node.numel}, np.{np_dtype.name})"]
+    if scratch_bytes[0]:
+        prologue.insert(0, f"scratch = _array_data(arrays, {len(names)})")
+    abi = native_source.abi(None)
+    digest = hashlib.sha1("\n".join([abi, *prologue, *body]).encode()).hexdigest()[:16]
+    name = f"n_{step.name}_{digest}"
+    flags = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}" if fastmath else None
+    head = native_source.header(f"kernel {step.name}, run on its own", abi, imports)
+    functions = native_source.obtain(name, head, [(name, native_source.function(name, prologue + body, flags))])
+    if functions is None:
+        return None
+    function = functions[0]
+    if scratch_bytes[0]:
+        size = scratch_bytes[0]
+
+        def run(out: np.ndarray, inputs: list) -> None:
+            function((out, *inputs, np.empty(size, np.uint8)))
+    else:
+        def run(out: np.ndarray, inputs: list) -> None:
+            function((out, *inputs))
+    return run
