@@ -25,11 +25,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def strided(base: np.ndarray, view: View) -> np.ndarray:
-    """A numpy view of the contiguous array `base` through `view` (no copy)."""
-    flat = base.reshape(-1)
-    item = flat.itemsize
-    return np.lib.stride_tricks.as_strided(flat[view.offset:], view.shape,
-                                           tuple(s * item for s in view.strides), writeable=False)
+    """A numpy view of the contiguous array `base` through `view` (no copy; the ndarray
+    constructor costs 0.7 us where `as_strided` costs 4)."""
+    item = base.itemsize
+    return np.ndarray(view.shape, base.dtype, base, view.offset * item, tuple(s * item for s in view.strides))
 
 
 def _for_kernel(array: np.ndarray) -> np.ndarray:
