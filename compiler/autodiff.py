@@ -10,14 +10,13 @@ node and the cotangent of its output, and returning one cotangent (or None) per 
 build IR with the constructors of `compiler.ir.node` (never look at numpy values), which is what
 makes the result differentiable again.
 
-For inspection, every gradient node the transform creates is recorded in `GRAD_ORIGIN` (weakly, so
-the table never keeps a graph alive) with the forward node and the rule that produced it;
+For inspection, every gradient node the transform creates records the forward node and the rule
+that produced it (`GRAD_ORIGIN`, kept on the node itself, so it never keeps a graph alive);
 `describe(node)` turns that into a sentence.
 """
 from __future__ import annotations
 
 import math
-import weakref
 from typing import Callable, Optional
 
 from compiler.ir.node import (
@@ -29,12 +28,28 @@ from compiler.ir.ops import Op
 Grads = tuple[Optional[Node], ...]
 Rule = Callable[[Node, Node], Grads]
 
-GRAD_ORIGIN: "weakref.WeakKeyDictionary[Node, tuple[Node, str]]" = weakref.WeakKeyDictionary()
-"""gradient node -> (forward node whose rule created it, rule name)."""
 
-# gradient node -> index of the forward node's input it is the whole gradient of (absent for the
-# intermediate nodes a rule builds on the way): lets `describe` say "input 1".
-_GRAD_INPUT: "weakref.WeakKeyDictionary[Node, int]" = weakref.WeakKeyDictionary()
+
+class _Origins:
+    """gradient node -> (forward node whose rule created it, rule name), read from `node.origin`.
+
+    `_record` sets `node.origin = (forward node, rule name, input index)`; the index is that of the
+    forward node's input the node is the whole gradient of (None for the intermediate nodes a rule
+    builds on the way): it lets `describe` say "input 1"."""
+
+    def get(self, node: Node, default=None) -> Optional[tuple[Node, str]]:
+        return default if node.origin is None else node.origin[:2]
+
+    def __getitem__(self, node: Node) -> tuple[Node, str]:
+        if node.origin is None:
+            raise KeyError(node)
+        return node.origin[:2]
+
+    def __contains__(self, node: Node) -> bool:
+        return node.origin is not None
+
+
+GRAD_ORIGIN = _Origins()
 
 ACCUMULATE = "accumulate"   # rule name of the ADD that sums the cotangents of a node's users
 
@@ -281,9 +296,29 @@ def _vjp_sum(node: Node, g: Node) -> Grads:
 
 
 def _vjp_prod(node: Node, g: Node) -> Grads:
+    """d prod(x) / dx_i = the product of the other elements of x_i's slice, exact with zeros.
+
+    out / x would be nan at a zero. With `others` the product of the slice's non-zero elements
+    divided by x_i's own (1 for a zero), the gradient is `others` where no *other* element of the
+    slice is zero (so the only zero gets the product of the rest), and 0 where one is. All of it is
+    IR (counts by reductions, choices by where), so it runs lazily and inside jit.
+    """
     (x,) = node.inputs
-    # out / x: wrong (nan) where x == 0; torch handles zeros separately, we accept the limitation
-    return (div(mul(expand(g, x.shape), expand(node, x.shape)), x),)
+    axes, shape = node.arg, x.shape
+    zero = binary(Op.EQ, x, zeros_like(x))
+    nonzero = where(zero, full_like(x, 1.0), x)
+    others = div(expand(reduce(Op.PROD, nonzero, axes), shape), nonzero)
+    is_zero = as_mask(zero, x)
+    other_zeros = sub(expand(reduce(Op.SUM, is_zero, axes), shape), is_zero)
+    # With exactly one other zero x_k the gradient is 0 = x_k * others, but its derivative in x_k
+    # is not (second order: d2 prod / dx_i dx_k = product of the rest). The sum of the other zeros
+    # has value 0 and derivative 1 in each of them (the count is a constant to autodiff), so
+    # multiplying by it keeps the Hessian exact; with two or more other zeros it is 0 as well.
+    zero_values = where(zero, x, zeros_like(x))
+    other_zero_sum = sub(expand(reduce(Op.SUM, zero_values, axes), shape), zero_values)
+    factor = where(binary(Op.EQ, other_zeros, zeros_like(x)), full_like(x, 1.0),
+                   where(binary(Op.EQ, other_zeros, full_like(x, 1.0)), other_zero_sum, zeros_like(x)))
+    return (mul(expand(g, shape), mul(others, factor)),)
 
 
 def _vjp_extremum_reduce(node: Node, g: Node) -> Grads:
@@ -428,86 +463,93 @@ def grad(outputs: list[Node], cotangents: list[Node], wrt: list[Node]) -> list[O
     computed: realize the returned nodes, possibly together with the forward graph.
     """
     assert len(outputs) == len(cotangents), "one cotangent per output"
+    # (sets and dicts of nodes hash them by identity: cheaper than keying by id())
     order = toposort(list(outputs), stop_at_realized=False)
     on_path = _nodes_on_path(order, wrt)
-    # nodes that existed before: never recorded as gradient nodes even if a rule reuses them
-    known = {id(n) for n in order} | {id(c) for c in cotangents}
+    # nodes never recorded as gradient nodes: those that existed before (even if a rule reuses
+    # them), and the ones recorded already (so later walks stop at them)
+    known = set(order)
+    known.update(cotangents)
 
-    grads: dict[int, Node] = {}
+    grads: dict[Node, Node] = {}
     for out, cotangent in zip(outputs, cotangents):
         assert cotangent.shape == out.shape and cotangent.dtype is out.dtype, (
             f"cotangent {cotangent} does not match output {out}")
-        if id(out) in on_path:
+        if out in on_path:
             _accumulate(grads, out, cotangent, known)
 
     for node in reversed(order):
-        g = grads.get(id(node))
+        g = grads.get(node)
         if g is None or not node.inputs:
             continue
         rule = VJP_RULES[node.op]
         input_grads = rule(node, g)
         assert len(input_grads) == len(node.inputs), f"rule for {node.op} returned a wrong arity"
         for i, (inp, ig) in enumerate(zip(node.inputs, input_grads)):
-            if ig is None or id(inp) not in on_path:
+            if ig is None or inp not in on_path:
                 continue
             assert ig.shape == inp.shape and ig.dtype is inp.dtype, (
                 f"{rule_name(rule)} rule: gradient {ig} for input {inp}")
             _record(ig, node, rule_name(rule), known, input_index=i)
             _accumulate(grads, inp, ig, known)
-    return [grads.get(id(w)) for w in wrt]
+    return [grads.get(w) for w in wrt]
 
 
-def _nodes_on_path(order: list[Node], wrt: list[Node]) -> set[int]:
-    """ids of floating nodes from which some `wrt` node is reachable through floating nodes.
+def _nodes_on_path(order: list[Node], wrt: list[Node]) -> set[Node]:
+    """The floating nodes from which some `wrt` node is reachable through floating nodes.
 
     Integer and bool values carry no gradient, so a path through one does not count.
     """
-    targets = {id(w) for w in wrt}
-    on_path: set[int] = set()
+    on_path: set[Node] = set()
+    targets = set(wrt)
     for node in order:           # inputs come first, so one forward sweep suffices
-        if not _is_float(node):
+        if not node.dtype.is_floating_point:
             continue
-        if id(node) in targets or any(id(i) in on_path for i in node.inputs):
-            on_path.add(id(node))
+        if node in targets:
+            on_path.add(node)
+            continue
+        for i in node.inputs:
+            if i in on_path:
+                on_path.add(node)
+                break
     return on_path
 
 
-def _accumulate(grads: dict[int, Node], node: Node, g: Node, known: set[int]) -> None:
+def _accumulate(grads: dict[Node, Node], node: Node, g: Node, known: set[Node]) -> None:
     """Add `g` to the cotangent of `node` (a node with several users gets the sum)."""
-    previous = grads.get(id(node))
+    previous = grads.get(node)
     if previous is None:
-        grads[id(node)] = g
+        grads[node] = g
         return
     total = add(previous, g)
     _record(total, node, ACCUMULATE, known)
-    grads[id(node)] = total
+    grads[node] = total
 
 
-def _record(root: Node, forward: Node, rule: str, known: set[int],
+def _record(root: Node, forward: Node, rule: str, known: set[Node],
             input_index: Optional[int] = None) -> None:
-    """Note the origin of `root` and of the new nodes under it that no one has claimed yet."""
-    if id(root) in known:
+    """Note the origin of `root` and of the new nodes under it that no one has claimed yet
+    (`known`: nodes not to record; the ones recorded here join it)."""
+    if root in known:
         return
-    if input_index is not None and root not in _GRAD_INPUT and root not in GRAD_ORIGIN:
-        _GRAD_INPUT[root] = input_index
     stack = [root]
     while stack:
         node = stack.pop()
-        if id(node) in known or node in GRAD_ORIGIN:
+        if node in known:
             continue
-        GRAD_ORIGIN[node] = (forward, rule)
-        stack.extend(node.inputs)
+        known.add(node)
+        if node.origin is None:         # (else recorded by an earlier transform)
+            node.origin = (forward, rule, input_index if node is root else None)
+            stack.extend(node.inputs)
 
 
 def describe(node: Node) -> Optional[str]:
     """Where a gradient node comes from, e.g. "grad of MUL input 1 (rule: mul)"; None if not one."""
-    origin = GRAD_ORIGIN.get(node)
-    if origin is None:
+    if node.origin is None:
         return None
-    forward, rule = origin
+    forward, rule, index = node.origin
     if rule == ACCUMULATE:
         return f"grad of {forward.op.name} output, summed over its users (rule: {rule})"
-    index = _GRAD_INPUT.get(node)
     if index is None:
         return f"part of the grad of {forward.op.name} (rule: {rule})"
     return f"grad of {forward.op.name} input {index} (rule: {rule})"

@@ -5,7 +5,7 @@ the only ones that exist, so they compare by identity.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,10 +16,11 @@ class DType:
     np_dtype: np.dtype
     category: int          # 0 bool, 1 integer, 2 floating: the order of torch's promotion categories
     itemsize: int
+    # a field rather than a property: it is read several times for every op built
+    is_floating_point: bool = field(init=False)
 
-    @property
-    def is_floating_point(self) -> bool:
-        return self.category == 2
+    def __post_init__(self):
+        object.__setattr__(self, "is_floating_point", self.category == 2)
 
     @property
     def is_signed(self) -> bool:

@@ -22,16 +22,16 @@ _schedules: "OrderedDict[tuple, Schedule]" = OrderedDict()
 
 def structural_key(order: list[Node], targets: list[Node]) -> tuple:
     """Identifies a graph up to its data: realized nodes count only by shape and dtype."""
-    position: dict[int, int] = {}
+    position: dict[Node, int] = {}          # (nodes hash by identity)
+    index_of = position.__getitem__
     parts = []
     for i, node in enumerate(order):
-        position[id(node)] = i
+        position[node] = i
         if node.realized is not None:
             parts.append((node.shape, node.dtype.name))
         else:
-            parts.append((node.op, node.arg, node.shape, node.dtype.name,
-                          tuple(position[id(x)] for x in node.inputs)))
-    parts.append(tuple(position[id(t)] for t in targets))
+            parts.append((node.op, node.arg, node.shape, node.dtype.name, tuple(map(index_of, node.inputs))))
+    parts.append(tuple(map(index_of, targets)))
     return tuple(parts)
 
 
@@ -59,10 +59,8 @@ def plan(targets: list[Node]) -> tuple[Schedule, list[Node]]:
 
 def realize(nodes: list[Node]) -> None:
     """Compute every node in `nodes` that has no value yet (sets `node.realized`)."""
-    pending = []
-    for n in nodes:
-        if n.realized is None and all(n is not p for p in pending):
-            pending.append(n)
+    # unrealized nodes, each once, in order (a dict of nodes keys them by identity)
+    pending = list(dict.fromkeys(n for n in nodes if n.realized is None))
     if not pending:
         return
     schedule, order = plan(pending)

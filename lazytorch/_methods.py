@@ -47,7 +47,7 @@ Tensor.mH = Tensor.mT
 
 def _binary_operator(fn, reflected: bool = False):
     def op(self, other):
-        if not isinstance(other, (Tensor,) + Number):
+        if not isinstance(other, _ops._TENSOR_OR_NUMBER):
             return NotImplemented
         return fn(other, self) if reflected else fn(self, other)
     return op

@@ -32,8 +32,14 @@ def _scalar_category(x) -> int:
     raise TypeError(f"unsupported operand type: '{type(x).__name__}'")
 
 
+# The promotion category of the Python scalar types, looked up by exact type on the hot path
+# (numpy scalars and subclasses go through `_scalar_category`).
+_PYTHON_SCALAR_CATEGORY = {builtins.bool: 0, builtins.int: 1, builtins.float: 2}
+_TENSOR_OR_NUMBER = (Tensor,) + Number
+
+
 def _check_number_or_tensor(x, name):
-    if not isinstance(x, (Tensor,) + Number):
+    if not isinstance(x, _TENSOR_OR_NUMBER):
         raise TypeError(f"{name}(): argument 'other' (position 1) must be Tensor, not {type(x).__name__}")
 
 
@@ -51,33 +57,92 @@ def result_type(*operands) -> dt.DType:
     return dt.result_type(dim_dtypes, zero_dim_dtypes, scalars, get_default_dtype())
 
 
-def _operand_nodes(operands, dtype: dt.DType, shape, device: str) -> list[ir.Node]:
+def _operand_nodes(operands, dtype: dt.DType, shape: tuple[int, ...], device: str) -> list[ir.Node]:
+    """Each operand as a node of `dtype` and `shape`: tensors cast and expanded (only where they
+    differ: the usual case is neither), Python scalars as constants."""
     nodes = []
     for o in operands:
         if isinstance(o, Tensor):
-            nodes.append(_expand_node(ir.cast(o._node, dtype), shape))
+            node = o._node
+            if node.dtype is not dtype:
+                node = ir.cast(node, dtype)
+            if node.shape != shape:
+                node = _expand_node(node, shape)
+            nodes.append(node)
         else:
             nodes.append(ir.const(o, dtype, shape, device))
     return nodes
 
 
-def _elementwise(op: Op, name: str, *operands, compute_dtype: Optional[dt.DType] = None,
-                 result_dtype: Optional[dt.DType] = None):
-    """Promote, broadcast, build `op`; `compute_dtype` forces the dtype the op runs in."""
-    tensors = []
-    for i, o in enumerate(operands):
-        if isinstance(o, Tensor):
-            tensors.append(o)
-        elif i:
-            _check_number_or_tensor(o, name)
-    shape = broadcast_shapes(*(t._node.shape for t in tensors))
-    dtype = compute_dtype or result_type(*operands)
-    device = tensors[0]._node.device
-    nodes = _operand_nodes(operands, dtype, shape, device)
+def _elementwise(op: Op, name: str, *operands, floating: bool = False):
+    """Promote, broadcast, build `op`. `floating`: an integral result type computes in the default
+    float dtype instead (division, exp, ...)."""
+    result = _plain_elementwise(op, name, operands, floating)
+    if result is not None:
+        return result
+    tensors = [o for o in operands if isinstance(o, Tensor)]
+    dtype = _shared_dtype(operands, tensors, floating)
+    if dtype is None:
+        for o in operands[1:]:
+            if not isinstance(o, Tensor):
+                _check_number_or_tensor(o, name)
+        dtype = _float_type(*operands) if floating else result_type(*operands)
+    shape = broadcast_shapes(*[t._node.shape for t in tensors])
+    nodes = _operand_nodes(operands, dtype, shape, tensors[0]._node.device)
     node = ir.binary(op, *nodes) if len(nodes) == 2 else ir.unary(op, nodes[0])
-    if result_dtype is not None:
-        node = ir.cast(node, result_dtype)
     return tensors[0]._result(node, tensors, name)
+
+
+def _plain_elementwise(op: Op, name: str, operands: tuple, floating: bool) -> Optional[Tensor]:
+    """`op` on operands that need no promotion, casting or broadcasting, else None: one tensor
+    (`exp(x)`), two tensors of one shape and dtype (`x * y`), or a tensor and a Python scalar of a
+    category its dtype holds (`x * 0.5`, `1 - x`). Most ops a model builds are one of these, and
+    this path builds them with a fraction of the general path's work."""
+    a = operands[0]
+    if len(operands) == 1:
+        if not isinstance(a, Tensor) or floating and not a._node.dtype.is_floating_point:
+            return None
+        return a._result(ir.unary(op, a._node), operands, name)
+    if len(operands) != 2:
+        return None
+    b = operands[1]
+    tensor, other = (a, b) if isinstance(a, Tensor) else (b, a)
+    if not isinstance(tensor, Tensor):
+        return None
+    x = tensor._node
+    dtype = x.dtype
+    if floating and not dtype.is_floating_point:
+        return None
+    if isinstance(other, Tensor):
+        y = other._node
+        if y.dtype is not dtype or y.shape != x.shape:
+            return None
+        parents = operands
+    elif _PYTHON_SCALAR_CATEGORY.get(type(other), 3) <= dtype.category:    # (3: not a Python scalar)
+        y = ir.const(other, dtype, x.shape, x.device)
+        parents = (tensor,)
+    else:
+        return None
+    node = ir.binary(op, x, y) if tensor is a else ir.binary(op, y, x)
+    return tensor._result(node, parents, name)
+
+
+def _shared_dtype(operands, tensors: list[Tensor], floating: bool) -> Optional[dt.DType]:
+    """The tensors' dtype when they all have the same one and every other operand is a Python
+    scalar of a category it holds, else None: torch's promotion then gives that dtype, with no
+    need to sort the operands into its priority groups (`x + bias`, `x * scale` with a 0-d scale)."""
+    if not tensors:
+        return None
+    dtype = tensors[0]._node.dtype
+    if floating and not dtype.is_floating_point:
+        return None
+    for o in operands:
+        if isinstance(o, Tensor):
+            if o._node.dtype is not dtype:
+                return None
+        elif _PYTHON_SCALAR_CATEGORY.get(type(o), 3) > dtype.category:     # (3: not a Python scalar)
+            return None
+    return dtype
 
 
 def _float_type(*operands) -> dt.DType:
@@ -98,10 +163,11 @@ def _is_bool(x) -> bool:
 
 
 def sub(input, other, *, alpha=1):
-    if _is_bool(input) and _is_bool(other):
+    input_bool, other_bool = _is_bool(input), _is_bool(other)
+    if input_bool and other_bool:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
-    if _is_bool(input) or _is_bool(other):
+    if input_bool or other_bool:
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
                            "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     if alpha != 1:
@@ -124,7 +190,7 @@ def div(input, other, *, rounding_mode: Optional[str] = None):
             return div(input, other).trunc()
         q = div(input, other)
         return _to(q.trunc(), dtype)
-    return _elementwise(Op.DIV, "div", input, other, compute_dtype=_float_type(input, other))
+    return _elementwise(Op.DIV, "div", input, other, floating=True)
 
 
 true_divide = divide = div
@@ -175,7 +241,7 @@ def minimum(input, other):
 
 
 def atan2(input, other):
-    return _elementwise(Op.ATAN2, "atan2", input, other, compute_dtype=_float_type(input, other))
+    return _elementwise(Op.ATAN2, "atan2", input, other, floating=True)
 
 
 def _comparison(op: Op, name: str):
@@ -240,7 +306,7 @@ def as_tensor_for(value, like: Tensor) -> Tensor:
 
 def _float_unary(op: Op, name: str):
     def fn(input):
-        return _elementwise(op, name, input, compute_dtype=_float_type(input))
+        return _elementwise(op, name, input, floating=True)
     fn.__name__ = name
     return fn
 
@@ -379,12 +445,11 @@ def where(condition, input=None, other=None):
     if not isinstance(condition, Tensor) or condition.dtype is not dt.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
                            f"{_dtype_label(condition.dtype) if isinstance(condition, Tensor) else type(condition).__name__}")
-    tensors = [t for t in (condition, input, other) if isinstance(t, Tensor)]
-    shape = broadcast_shapes(*(t.shape for t in tensors))
-    dtype = result_type(*(x for x in (input, other)))
-    device = condition._node.device
-    cond, a, b = _operand_nodes([condition], dt.bool_, shape, device) + _operand_nodes([input, other], dtype, shape, device)
-    return condition._result(ir.where(cond, a, b), tensors, "where")
+    values = [t for t in (input, other) if isinstance(t, Tensor)]
+    shape = broadcast_shapes(condition._node.shape, *[t._node.shape for t in values])
+    dtype = _shared_dtype((input, other), values, False) or result_type(input, other)
+    a, b = _operand_nodes((input, other), dtype, shape, condition._node.device)
+    return condition._result(ir.where(_expand_node(condition._node, shape), a, b), [condition] + values, "where")
 
 
 def lerp(input, end, weight):

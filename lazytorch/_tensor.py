@@ -7,6 +7,7 @@ value is needed (`.item()`, `.numpy()`, `print`, `.realize()`, an optimizer step
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import numbers
 import types
@@ -31,23 +32,31 @@ _default_dtype = [dt.float32]
 # never grows across training iterations.
 class _WeakIdentitySet:
     """A weak set compared by identity: `weakref.WeakSet` compares members with `==`, which is
-    elementwise (not a bool) for tensors."""
+    elementwise (not a bool) for tensors. Weak references by id, each removing its own entry when
+    its tensor dies (cheaper than a WeakValueDictionary: leaves are added at every in-place op)."""
 
     def __init__(self):
-        self._items: "weakref.WeakValueDictionary[int, Tensor]" = weakref.WeakValueDictionary()
+        self._refs: "dict[int, weakref.ref[Tensor]]" = {}
 
     def add(self, item) -> None:
-        self._items[id(item)] = item
+        if item not in self:
+            self._refs[id(item)] = weakref.ref(item, functools.partial(self._drop, id(item)))
+
+    def _drop(self, key: int, ref: "weakref.ref[Tensor]") -> None:
+        if self._refs.get(key) is ref:
+            del self._refs[key]
 
     def discard(self, item) -> None:
-        if self._items.get(id(item)) is item:
-            del self._items[id(item)]
+        if item in self:
+            del self._refs[id(item)]
 
     def __contains__(self, item) -> bool:
-        return self._items.get(id(item)) is item
+        ref = self._refs.get(id(item))
+        return ref is not None and ref() is item
 
     def __iter__(self):
-        return iter(list(self._items.values()))
+        items = [ref() for ref in list(self._refs.values())]
+        return iter([t for t in items if t is not None])
 
 
 _pending_leaves = _WeakIdentitySet()
@@ -112,12 +121,17 @@ def _normalize_dims(dim, ndim: int) -> tuple[int, ...]:
 
 def broadcast_shapes(*shapes) -> tuple[int, ...]:
     """torch.broadcast_shapes; a mismatch raises torch's binary-op message naming both sizes."""
-    if shapes and all(s == shapes[0] for s in shapes):
-        return tuple(shapes[0])          # the common case, on the graph-building hot path
+    if len(shapes) == 2 and shapes[0] == shapes[1] or len(shapes) == 1:
+        return tuple(shapes[0])          # the common cases, on the graph-building hot path
+    return _broadcast_tuples(tuple(map(tuple, shapes)))
+
+
+@functools.lru_cache(maxsize=1024)       # (a model broadcasts the same few shapes at every step)
+def _broadcast_tuples(shapes: tuple[tuple[int, ...], ...]) -> tuple[int, ...]:
     ndim = builtins.max((len(s) for s in shapes), default=0)
     result = [1] * ndim
     for shape in shapes:
-        padded = (1,) * (ndim - len(shape)) + tuple(shape)
+        padded = (1,) * (ndim - len(shape)) + shape
         for axis, n in enumerate(padded):
             if result[axis] == 1:
                 result[axis] = n
@@ -150,6 +164,7 @@ class _GradFn:
         return f"<{self._name} object>"
 
 
+@functools.lru_cache(maxsize=None)     # (a handful of op names, asked for at every op)
 def _backward_name(op_name: str) -> str:
     return "".join(p.capitalize() for p in op_name.split("_")) + "Backward0"
 
@@ -177,8 +192,8 @@ class Tensor:
         if requires_grad and grad_fn is None:
             _grad_targets[id(node)] = self
 
-    @classmethod
-    def _from_node(cls, node: ir.Node, requires_grad: bool = False, grad_fn: Optional[str] = None) -> "Tensor":
+    @staticmethod
+    def _from_node(node: ir.Node, requires_grad: bool = False, grad_fn: Optional[str] = None) -> "Tensor":
         t = Tensor.__new__(Tensor)
         t._init(node, requires_grad, grad_fn)
         return t
@@ -296,12 +311,14 @@ class Tensor:
 
     def _result(self, node: ir.Node, parents: Sequence["Tensor"], name: str) -> "Tensor":
         """Wrap a new node: it requires grad when grad mode is on and a floating parent does."""
-        needs = any(p._requires_grad for p in parents)
-        if needs and is_grad_enabled() and node.dtype.is_floating_point:
+        for p in parents:
+            if p._requires_grad:
+                break
+        else:
+            return Tensor._from_node(node)
+        if is_grad_enabled() and node.dtype.is_floating_point:
             return Tensor._from_node(node, True, _backward_name(name))
-        if needs:
-            node = ir.unary(Op.DETACH, node)
-        return Tensor._from_node(node)
+        return Tensor._from_node(ir.unary(Op.DETACH, node))
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None) -> None:
         """Compute the gradient of this tensor w.r.t. graph leaves; accumulates into `.grad`."""
@@ -457,7 +474,7 @@ class Size(tuple):
         return math.prod(self)
 
     def __getitem__(self, item):
-        result = super().__getitem__(item)
+        result = tuple.__getitem__(self, item)
         return Size(result) if isinstance(item, slice) else result
 
 

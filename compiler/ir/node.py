@@ -24,12 +24,24 @@ from compiler.ir.ops import COMPARISONS, Family, Op
 
 Shape = tuple[int, ...]
 
-_interned: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
+# structure key -> weak reference to the node. A plain dict of references, each removing its own
+# entry when its node dies: a WeakValueDictionary costs several Python-level calls per insertion,
+# and every node construction inserts or looks up. Keys hold the input nodes themselves (compared by
+# identity), so an id can never be reused while its entry exists.
+_interned: "dict[tuple, _InternRef]" = {}
+
+
+class _InternRef(weakref.ref):
+    """A weak reference to an interned node that knows its key (one object per node, not a
+    reference and a callback closure: fewer objects for the garbage collector to track)."""
+    __slots__ = ("key",)
+
+
 _buffer_ids = itertools.count()
 
 
 class Node:
-    __slots__ = ("op", "inputs", "shape", "dtype", "arg", "device", "realized", "__weakref__")
+    __slots__ = ("op", "inputs", "shape", "dtype", "arg", "device", "realized", "origin", "__weakref__")
 
     def __init__(self, op: Op, inputs: tuple["Node", ...], shape: Shape, dtype: DType, arg: Any,
                  device: str):
@@ -40,6 +52,9 @@ class Node:
         self.arg = arg
         self.device = device
         self.realized: Optional[np.ndarray] = None
+        # for a gradient node, where autodiff made it (see `compiler.autodiff.describe`); kept on
+        # the node rather than in a weak table, which cost more than building the node
+        self.origin: Optional[tuple] = None
 
     @property
     def numel(self) -> int:
@@ -58,14 +73,24 @@ class Node:
 def _make(op: Op, inputs: tuple[Node, ...], shape: Shape, dtype: DType, arg: Any = None,
           device: Optional[str] = None) -> Node:
     device = device or inputs[0].device
-    key = (op, tuple(map(id, inputs)), shape, dtype.name, arg, device)
-    node = _interned.get(key)
+    key = (op, inputs, shape, dtype, arg, device)
+    ref = _interned.get(key)
+    node = ref() if ref is not None else None
     # a computed value is a snapshot: building the expression again must read its inputs as they
     # are now (a buffer shared with numpy may have been written since), so it gets a fresh node
     if node is None or (node.realized is not None and inputs):
         node = Node(op, inputs, shape, dtype, arg, device)
-        _interned[key] = node
+        ref = _InternRef(node, _drop_interned)
+        ref.key = key
+        _interned[key] = ref
     return node
+
+
+def _drop_interned(ref: _InternRef, interned=_interned) -> None:
+    """Called when an interned node dies (the table is bound as a default: this may run while the
+    interpreter shuts down and module globals are gone)."""
+    if interned.get(ref.key) is ref:
+        del interned[ref.key]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,7 +194,7 @@ def expand(x: Node, shape: Shape) -> Node:
     shape = tuple(shape)
     if shape == x.shape:
         return x
-    assert len(shape) == len(x.shape) and all(a == b or a == 1 for a, b in zip(x.shape, shape))
+    assert len(shape) == len(x.shape) and all([a == b or a == 1 for a, b in zip(x.shape, shape)])
     return _make(Op.EXPAND, (x,), shape, x.dtype, shape)
 
 
@@ -225,11 +250,12 @@ def forget_inputs(node: Node) -> None:
     """Make a realized node a leaf, so the graph that computed it can be freed.
 
     Only for nodes no gradient flows through (DETACH): autodiff never needs their inputs again.
-    The node leaves the interning table first, since its key names the inputs' ids, which Python
-    may reuse once they are freed."""
+    The node leaves the interning table first, since its key holds the inputs (which would keep
+    them alive) and its structure is no longer what the key says."""
     assert node.realized is not None
-    key = (node.op, tuple(map(id, node.inputs)), node.shape, node.dtype.name, node.arg, node.device)
-    if _interned.get(key) is node:
+    key = (node.op, node.inputs, node.shape, node.dtype, node.arg, node.device)     # as `_make` built it
+    ref = _interned.get(key)
+    if ref is not None and ref() is node:
         del _interned[key]
     node.inputs = ()
 
@@ -239,18 +265,24 @@ def forget_inputs(node: Node) -> None:
 
 def toposort(roots: list[Node], stop_at_realized: bool = True) -> list[Node]:
     """All nodes reachable from `roots`, inputs before users; realized nodes are leaves."""
+    # depth first, inputs in order, each node after its inputs. It runs over the whole graph at every
+    # realization: a stack of (node, iterator over its inputs) and a set of nodes (identity-hashed)
+    # is the cheapest form found.
     order: list[Node] = []
-    seen: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(r, False) for r in reversed(roots)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
+    seen: set[Node] = set()
+    for root in roots:
+        if root in seen:
             continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        if not (stop_at_realized and node.realized is not None):
-            stack.extend((i, False) for i in reversed(node.inputs) if id(i) not in seen)
+        seen.add(root)
+        stack = [(root, iter(() if stop_at_realized and root.realized is not None else root.inputs))]
+        while stack:
+            node, inputs = stack[-1]
+            for i in inputs:
+                if i not in seen:
+                    seen.add(i)
+                    stack.append((i, iter(() if stop_at_realized and i.realized is not None else i.inputs)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
     return order

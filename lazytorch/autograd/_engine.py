@@ -50,13 +50,13 @@ def _nodes_of(t: Tensor) -> list[ir.Node]:
 
 def _walk(roots: Sequence[ir.Node]):
     """Floating nodes reachable from `roots` through differentiable edges (not into DETACH)."""
-    seen: set[int] = set()
+    seen: set[ir.Node] = set()          # (nodes hash by identity)
     stack = list(roots)
     while stack:
         node = stack.pop()
-        if id(node) in seen or not node.dtype.is_floating_point:
+        if node in seen or not node.dtype.is_floating_point:
             continue
-        seen.add(id(node))
+        seen.add(node)
         yield node
         if node.op is not Op.DETACH:
             stack.extend(node.inputs)
@@ -121,12 +121,27 @@ def _gradients(outputs: tuple, cotangents: list[ir.Node], targets: list[tuple[Te
 
 
 def _reachable_targets(outputs: tuple) -> list[tuple[Tensor, ir.Node]]:
+    owners = _owners_by_node_id()
     found = []
     for node in _walk([o._node for o in outputs]):
-        t = _owner(node)
+        t = owners.get(id(node))
         if t is not None:
             found.append((t, node))
     return found
+
+
+def _owners_by_node_id() -> dict[int, Tensor]:
+    """`_owner` of every node that has one, by id: one pass over the (few) owners is cheaper than
+    two weak-dictionary lookups per node of the graph. (The ids are those of live nodes.)"""
+    owners = {}
+    for node, ref in list(_former_leaf_nodes.items()):
+        t = ref()
+        if t is not None and t.requires_grad and t.is_leaf:
+            owners[id(node)] = t
+    for key, t in list(_grad_targets.items()):
+        if t.requires_grad:
+            owners[key] = t             # (first, as in `_owner`)
+    return owners
 
 
 # ---------------------------------------------------------------------------------------------
