@@ -62,9 +62,11 @@ def test_seed_linear_regression_matches_eager_for_100_steps():
     assert step.specializations[0].program.source == step.specializations[1].program.source
 
 
-def mlp(use_jit: bool, make_optimizer, steps: int = 100, batchnorm: bool = False):
+def mlp(use_jit: bool, make_optimizer, steps: int = 100, batchnorm: bool = False, dropout: float = 0.0):
+    """A small MLP trained `steps` steps; (losses, model, optimizer, step function)."""
     lt.manual_seed(1)
-    layers = [nn.Linear(12, 16), nn.ReLU()] + ([nn.BatchNorm1d(16)] if batchnorm else []) + [nn.Linear(16, 4)]
+    layers = [nn.Linear(12, 16), nn.ReLU()] + ([nn.BatchNorm1d(16)] if batchnorm else []) + \
+        ([nn.Dropout(dropout)] if dropout else []) + [nn.Linear(16, 4)]
     model = nn.Sequential(*layers)
     optimizer = make_optimizer(model.parameters())
     x = lt.randn(8, 12)
@@ -80,7 +82,7 @@ def mlp(use_jit: bool, make_optimizer, steps: int = 100, batchnorm: bool = False
     if use_jit:
         step = lt.jit(step)
     losses = [step(x, y).item() for _ in range(steps)]
-    return losses, model, optimizer
+    return losses, model, optimizer, step
 
 
 OPTIMIZERS = {
@@ -91,8 +93,8 @@ OPTIMIZERS = {
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_mlp_matches_eager_for_100_steps(name):
-    eager, m1, o1 = mlp(False, OPTIMIZERS[name])
-    jitted, m2, o2 = mlp(True, OPTIMIZERS[name])
+    eager, m1, o1, _ = mlp(False, OPTIMIZERS[name])
+    jitted, m2, o2, _ = mlp(True, OPTIMIZERS[name])
     assert close(eager, jitted, 1e-5), max(abs(a - b) for a, b in zip(eager, jitted))
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
         assert close(p1.detach().numpy(), p2.detach().numpy(), 1e-5)
@@ -105,8 +107,8 @@ def test_mlp_matches_eager_for_100_steps(name):
 
 def test_batchnorm_running_stats_are_captured():
     make = OPTIMIZERS["sgd-momentum"]
-    eager, m1, _ = mlp(False, make, steps=20, batchnorm=True)
-    jitted, m2, _ = mlp(True, make, steps=20, batchnorm=True)
+    eager, m1, _, _ = mlp(False, make, steps=20, batchnorm=True)
+    jitted, m2, _, _ = mlp(True, make, steps=20, batchnorm=True)
     assert close(eager, jitted, 1e-5)
     bn1, bn2 = m1[2], m2[2]
     assert close(bn1.running_mean.numpy(), bn2.running_mean.numpy(), 1e-5)

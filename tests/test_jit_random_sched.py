@@ -15,6 +15,7 @@ import lazytorch as lt
 import lazytorch.nn as nn
 import lazytorch.nn.functional as F
 import lazytorch.optim as optim
+from test_jit import mlp
 
 
 def close(a, b, tol=1e-6):
@@ -26,22 +27,8 @@ def close(a, b, tol=1e-6):
 # random numbers
 
 def dropout_mlp(use_jit: bool, steps: int = 100):
-    lt.manual_seed(1)
-    model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 4))
-    optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    x = lt.randn(8, 12)
-    y = lt.randint(0, 4, (8,))
-
-    def step(x, y):
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    if use_jit:
-        step = lt.jit(step)
-    losses = [step(x, y).item() for _ in range(steps)]
+    """test_jit's MLP with Dropout(0.5) after the ReLU, SGD with momentum."""
+    losses, model, _, step = mlp(use_jit, lambda p: optim.SGD(p, lr=0.05, momentum=0.9), steps, dropout=0.5)
     return losses, model, step
 
 
