@@ -541,6 +541,43 @@ def test_parity_amax_and_full_max_split_ties_evenly():
     _parity(lambda lib, x: lib.maximum(x, lib.tensor(3.0)).sum(), x)
 
 
+# rows with no zero, one zero, two zeros and all but one zero; negative values
+PROD_ROWS = np.array([[1.5, -2.0, 3.0, 0.5], [0.0, -2.0, 3.0, 0.5],
+                      [0.0, -2.0, 0.0, 0.5], [0.0, 0.0, 0.0, -1.0]])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("args", [(), (1,), (0, True), (-1, True)], ids=["all", "dim1", "dim0_keepdim", "dim-1_keepdim"])
+def test_parity_prod_gradient_is_exact_where_the_input_has_zeros(dtype, args):
+    """torch: with one zero in the slice, the zero gets the product of the others and the others
+    0; with two or more, all 0 (never out / x = nan); second derivatives too."""
+    x = PROD_ROWS.astype(dtype)
+    weights = np.arange(1.0, 5.0).astype(dtype)           # distinct cotangents per slice
+    _parity(lambda lib, x: (x.prod(*args) * lib.tensor(weights[:x.prod(*args).numel()])
+                            .reshape(x.prod(*args).shape)).sum(), x, rtol=1e-6, atol=0)
+    lazy, ref = lt.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    (g,) = lt.autograd.grad(lazy.prod(*args).sum(), lazy, create_graph=True)
+    (tg,) = torch.autograd.grad(ref.prod(*args).sum(), ref, create_graph=True)
+    (h,) = lt.autograd.grad((g * g).sum(), lazy)
+    (th,) = torch.autograd.grad((tg * tg).sum(), ref)
+    assert_close(h, th, reduction=True)
+
+
+def test_prod_gradient_with_zeros_inside_jit():
+    @lt.jit
+    def prod_grad(x):
+        return lt.autograd.grad(x.prod(1).sum() + x.prod(), x)[0]
+
+    for seed, zeros in ((0, [(0, 1), (0, 3), (2, 0)]), (1, [(1, 2)]), (2, [])):
+        a = make_array((4, 4), seed=seed, nonzero=True)
+        for i, j in zeros:
+            a[i, j] = 0
+        ref = torch.tensor(a, requires_grad=True)
+        (ref.prod(1).sum() + ref.prod()).backward()
+        assert_close(prod_grad(lt.tensor(a, requires_grad=True)), ref.grad, reduction=True)
+    assert len(prod_grad.specializations) == 1
+
+
 def test_parity_float64_and_dtype_casts():
     def f(lib, x):
         return (x.float() * 2).sum() + x.sum()

@@ -43,9 +43,17 @@ CASES = {
     "logsumexp_rows": (lambda m, d: d["x"].logsumexp(1), 1, 0),
     "broadcast_vector": (lambda m, d: (d["x"] * d["v"]).tanh() - d["v"], 1, 0),
     "views_and_slices": (lambda m, d: d["x"][:, ::2].flip(0) * d["y"][:, 1::2], 1, 0),
-    # cat of views fuses; a computed piece is materialized first (padding f(x) is not f(padded x))
+    # cat of views fuses; so does cat of computed pieces: each piece is computed only where its
+    # padded view is valid (padding f(x) is not f(padded x))
     "cat_of_views": (lambda m, d: m.cat([d["x"].t(), d["y"][:, ::2].t()], 0).exp(), 1, 0),
-    "cat_of_computed": (lambda m, d: m.cat([d["x"].exp(), d["y"] * 2], 1), 3, 0),
+    "cat_of_computed": (lambda m, d: m.cat([d["x"].exp(), d["y"] * 2], 1), 1, 0),
+    "cat_of_computed_dim0": (lambda m, d: m.cat([d["x"].exp(), d["y"] * 2], 0), 1, 0),
+    "cat_of_three_broadcasting": (lambda m, d: m.cat([d["x"] * d["v"], (d["y"] - d["v"]).sin(),
+                                                      d["v"].exp().expand(8, 16)], 0), 1, 0),
+    # a reduction kernel materializes its padded pieces: masked in its loops, they would not vectorize
+    "cat_of_computed_then_sum": (lambda m, d: m.cat([d["x"].exp(), d["y"] * 2], 1).sum(1), 3, 0),
+    "slice_of_cat_of_computed": (lambda m, d: m.cat([d["x"].exp(), d["y"] * 2], 1)[:, 8:24].tanh(), 1, 0),
+    "cat_with_a_constant": (lambda m, d: m.cat([d["x"] * 2, m.ones(8, 16)], 1), 1, 0),
     "where_and_compare": (lambda m, d: m.where(d["x"] > d["y"], d["x"], d["y"] * 0.5).sum(0), 1, 0),
     # reductions over the leading axis (columns): the producer stays in the reduction's kernel
     "product_column_sum": (lambda m, d: (d["x"] * d["y"]).sum(0), 1, 0),
@@ -122,3 +130,26 @@ def test_a_long_chain_is_split_into_capped_kernels_and_stays_correct(counters):
     launched, _ = launches(counters, ours)
     assert 2 <= launched <= 10
     assert_close(ours, theirs, rtol=1e-4)
+
+
+def test_gradient_through_cat_of_computed_pieces(data, counters):
+    """cat's backward slices the cotangent; a slice's backward pads it: both stay in the map
+    kernels of x.grad and y.grad. The loss is a sum: its reduction kernel reads the two pieces
+    materialized (5 kernels; 7 when every padded computed value was materialized)."""
+    (x, tx), (y, ty), (v, tv) = data["x"], data["y"], data["v"]
+    x, y = x.detach().requires_grad_(), y.detach().requires_grad_()
+    tx, ty = tx.detach().requires_grad_(), ty.detach().requires_grad_()
+
+    def loss(m, x, y):
+        joined = m.cat([x.exp(), y * v if m is lt else y * tv], 1)      # (8, 32)
+        return (joined[:, 8:24].tanh() * joined[:, :16]).sum()
+
+    ours, theirs = loss(lt, x, y), loss(torch, tx, ty)
+    ours.backward()
+    theirs.backward()
+    before = counters()["kernel_launches"]
+    lt.realize(ours, x.grad, y.grad)
+    assert counters()["kernel_launches"] - before == 5
+    assert_close(ours, theirs, reduction=True)
+    assert_close(x.grad, tx.grad, reduction=True)
+    assert_close(y.grad, ty.grad, reduction=True)

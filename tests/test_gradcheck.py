@@ -153,6 +153,15 @@ def test_reductions(fn):
     check(fn, leaf(kind="away"))
 
 
+@pytest.mark.parametrize("fn", [lambda a: a.prod(), lambda a: a.prod(1), lambda a: a.prod(0, keepdim=True)],
+                         ids=["all", "dim", "dim_keepdim"])
+def test_prod_with_zeros_first_and_second_order(fn):
+    # a product is multilinear: differentiable at zeros too (slices with 0, 1 and 2 zeros)
+    x = lt.tensor([[1.5, -2.0, 3.0], [0.0, -2.0, 3.0], [0.0, 0.7, 0.0]], dtype=lt.float64, requires_grad=True)
+    check(fn, x)
+    assert gradgradcheck(fn, (x,))
+
+
 # ---------------------------------------------------------------------------------------------
 # views, joins, indexing
 

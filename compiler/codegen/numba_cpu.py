@@ -12,7 +12,7 @@ from pathlib import Path
 
 from compiler import dtypes
 from compiler.dtypes import DType
-from compiler.ir.kernel import KConst, KGather, KLoad, KOp, KReduce, Kernel
+from compiler.ir.kernel import KConst, KGather, KLoad, KMasked, KOp, KReduce, Kernel
 from compiler.ir.ops import Op
 from compiler.passes.views import ShapeTracker, contiguous_strides
 
@@ -24,6 +24,8 @@ FASTMATH_FLAGS = {"nsz", "contract", "afn"}
 PARALLEL_MIN_ELEMENTS = 1 << 16     # below this, thread start-up costs more than it saves
 SUM_BLOCK = 1024                    # float sums: elements per partial sum (see blocked_sum)
 ACC_TILE = 4096                     # column reductions: accumulators per tile (32 KiB of float64)
+MAX_SPLIT_LOOPS = 16                # map kernels: most copies of the inner loop (see _split_points)
+NEVER = "False"                     # an index condition known false (see _Emitter.index)
 
 FAST_F32 = {Op.EXP: "exp_f32", Op.LOG: "log_f32", Op.TANH: "tanh_f32", Op.SIGMOID: "sigmoid_f32",
             Op.ERF: "erf_f32"}
@@ -95,6 +97,8 @@ class _Emitter:
         self.reduced: dict[int, str] = {}         # id(KReduce) -> variable, for the whole row
         self.helpers: set[str] = set()
         self.stash: dict[int, object] = {}        # id(KReduce) -> body subexpression stored in out
+        self.known: frozenset[str] = frozenset()  # index conditions true here (inside a masked value)
+        self.ranges: dict[str, tuple[int, int]] = {}   # loop variable -> [start, stop) of this loop
 
     def emit(self, line: str):
         self.lines.append("    " * self.indent + line)
@@ -110,16 +114,20 @@ class _Emitter:
             self.indent += 1
 
     # -- indexing ----------------------------------------------------------------------------
-    @staticmethod
-    def index(tracker: ShapeTracker, idx: list[str]) -> tuple[str, list[str]]:
-        """Flat buffer index and validity conditions for reading `tracker` at `idx`."""
+    def index(self, tracker: ShapeTracker, idx: list[str]) -> tuple[str, list[str]]:
+        """Flat buffer index and validity conditions for reading `tracker` at `idx`; a condition
+        on a loop variable whose range (`ranges`) decides it is left out if true, NEVER if false."""
         conds: list[str] = []
         for level, view in enumerate(reversed(tracker.views)):
             terms = [str(view.offset)] if view.offset else []
             if view.mask is not None:
                 for e, (lo, hi), n in zip(idx, view.mask, view.shape):
-                    if (lo, hi) != (0, n):
-                        conds.append(f"{lo} <= {e} < {hi}" if lo else f"{e} < {hi}")
+                    start, stop = self.ranges.get(e, (0, n)) if level == 0 else (0, n)
+                    if lo <= start and stop <= hi:
+                        continue
+                    if stop <= lo or hi <= start:
+                        return "0", [NEVER]
+                    conds.append(f"{lo} <= {e} < {hi}" if lo else f"{e} < {hi}")
             for e, s in zip(idx, view.strides):
                 if s and e != "0":
                     terms.append(e if s == 1 else f"{e} * {s}")
@@ -146,11 +154,17 @@ class _Emitter:
             return literal(e.value, e.dtype)
         if id(e) in self.scope:
             return self.scope[id(e)]
+        if isinstance(e, KMasked):
+            return self.masked(e, idx)
         if isinstance(e, KLoad):
             flat, conds = self.index(e.tracker, idx)
-            text = f"in{e.slot}[{flat}]"
-            if conds:
-                text = f"({text} if {' and '.join(conds)} else {literal(0, e.dtype)})"
+            conds = [c for c in conds if c not in self.known]
+            if conds == [NEVER]:
+                text = literal(0, e.dtype)
+            elif conds:
+                text = f"(in{e.slot}[{flat}] if {' and '.join(conds)} else {literal(0, e.dtype)})"
+            else:
+                text = f"in{e.slot}[{flat}]"
         elif isinstance(e, KGather):
             position = self.value(e.index, idx)
             n = e.tracker.shape[e.axis]
@@ -167,6 +181,30 @@ class _Emitter:
             text = self.op_text(e, args)
         name = self.fresh()
         self.emit(f"{name} = {text}")
+        self.scope[id(e)] = name
+        return name
+
+    def masked(self, e: KMasked, idx: list[str]) -> str:
+        """`if valid: v = value else: v = 0`. What the branch computes is visible in it only: the
+        scope is restored after it, so a later use outside computes its own copy."""
+        _, conds = self.index(e.tracker, idx)
+        conds = [c for c in conds if c not in self.known]
+        if conds == [NEVER]:                # (all padding in this loop's range)
+            return literal(0, e.dtype)
+        if not conds:                       # (all valid, or nested in a value masked the same way)
+            name = self.value(e.value, idx)
+            self.scope[id(e)] = name
+            return name
+        name = self.fresh("m")
+        outer_scope, outer_known = self.scope, self.known
+        self.scope, self.known = dict(outer_scope), outer_known | set(conds)
+        self.emit(f"if {' and '.join(conds)}:")
+        self.indent += 1
+        self.emit(f"{name} = {self.value(e.value, idx)}")
+        self.indent -= 1
+        self.emit("else:")
+        self.emit(f"    {name} = {literal(0, e.dtype)}")
+        self.scope, self.known = outer_scope, outer_known
         self.scope[id(e)] = name
         return name
 
@@ -291,9 +329,7 @@ def _collect_reduces(expr) -> list[KReduce]:
         if id(e) in seen:
             return
         seen.add(id(e))
-        children = (e.body,) if isinstance(e, KReduce) else (e.index,) if isinstance(e, KGather) else \
-            e.srcs if isinstance(e, KOp) else ()
-        for c in children:
+        for c in _children(e, into_reduce=True):
             walk(c)
         if isinstance(e, KReduce):
             order.append(e)
@@ -314,14 +350,27 @@ COSTLY = frozenset({Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SIGMOID,
 """Ops worth storing and reloading rather than computing twice (see _row_stash)."""
 
 
-def _subexprs(e, found=None) -> dict:
-    """id -> expression for `e` and everything it computes, not entering reductions."""
+def _children(e, into_reduce: bool = False, into_masked: bool = True) -> tuple:
+    """The subexpressions `e` computes from (a reduction's body and a masked value optionally)."""
+    if isinstance(e, KOp):
+        return e.srcs
+    if isinstance(e, KGather):
+        return (e.index,)
+    if isinstance(e, KMasked):
+        return (e.value,) if into_masked else ()
+    if isinstance(e, KReduce):
+        return (e.body,) if into_reduce else ()
+    return ()
+
+
+def _subexprs(e, found=None, into_masked: bool = True) -> dict:
+    """id -> expression for `e` and everything it computes, not entering reductions (nor masked
+    values if not `into_masked`)."""
     found = {} if found is None else found
     if id(e) not in found:
         found[id(e)] = e
-        children = e.srcs if isinstance(e, KOp) else (e.index,) if isinstance(e, KGather) else ()
-        for c in children:
-            _subexprs(c, found)
+        for c in _children(e, into_masked=into_masked):
+            _subexprs(c, found, into_masked)
     return found
 
 
@@ -343,6 +392,8 @@ def _structure(e, memo: dict) -> tuple:
             key = ("reduce", id(e))
         elif isinstance(e, KGather):
             key = ("gather", e.slot, e.tracker, e.axis, e.dtype.name, _structure(e.index, memo))
+        elif isinstance(e, KMasked):
+            key = ("masked", e.tracker, e.dtype.name, _structure(e.value, memo))
         else:
             key = (e.op, e.arg, e.dtype.name, tuple(_structure(c, memo) for c in e.srcs))
         memo[id(e)] = key
@@ -364,7 +415,8 @@ def _row_stash(k: Kernel):
             written.setdefault(_structure(e, memo), []).append(e)
     best = None
     for r in _collect_reduces(k.expr):
-        for e in _subexprs(r.body).values():
+        # (not inside a masked value: the reduction loop stores what it computes at every index)
+        for e in _subexprs(r.body, into_masked=False).values():
             if not (isinstance(e, KOp) and _structure(e, memo) in written
                     and compute_dtype(e.dtype) is compute_dtype(k.out_dtype)):
                 continue
@@ -439,8 +491,22 @@ def _loop_body(em: _Emitter, k: Kernel):
     outer = [d for d in range(nd) if d not in k.reduce_axes]
     numel = math.prod(k.full_shape)
     parallel = bool(outer) and numel >= PARALLEL_MIN_ELEMENTS and k.full_shape[outer[0]] > 1
-    em.open_loops(outer, parallel_first=parallel)
     full_idx = [f"i{d}" for d in range(nd)]
+    segments = _split_points(k)
+    if segments:
+        # one copy of the innermost loop per segment, each without the branches it decides
+        em.open_loops(outer[:-1], parallel_first=parallel)
+        last = outer[-1]
+        loop = "numba.prange" if parallel and len(outer) == 1 else "range"
+        for start, stop in segments:
+            em.emit(f"for i{last} in {loop}({start}, {stop}):")
+            em.indent += 1
+            em.scope, em.ranges = {}, {f"i{last}": (start, stop)}
+            em.emit(f"out[{_flat_out(k.full_shape, full_idx)}] = {em.value(k.expr, full_idx)}")
+            em.indent -= 1
+        em.ranges = {}
+        return
+    em.open_loops(outer, parallel_first=parallel)
     stash = _row_stash(k)
     if stash:
         em.stash[id(stash[0])] = stash[1]
@@ -461,6 +527,28 @@ def _loop_body(em: _Emitter, k: Kernel):
             em.scope.update((id(e), stored) for e in stash[2])
     v = em.value(k.expr, full_idx)
     em.emit(f"out[{_flat_out(k.full_shape, full_idx)}] = {v}")
+
+
+def _split_points(k: Kernel):
+    """Map kernels with masked values (cat of computed pieces): the [start, stop) segments that
+    split the innermost loop where a mask on it begins or ends, or None.
+
+    Inside one segment each masked value is all valid or all padding, so its `if` goes away and
+    the loop vectorizes (a branch on the loop index in the loop body keeps LLVM from vectorizing
+    it: `cat([a.exp(), b * 2], 1)` ran 2.4x slower). Masks on outer axes stay branches: LLVM
+    hoists those out of the inner loop.
+    """
+    if k.mode != "map" or not k.full_shape or k.full_shape[-1] <= 1:
+        return None
+    n = k.full_shape[-1]
+    points = {0, n}
+    for e in _subexprs(k.expr).values():
+        if isinstance(e, KMasked) and e.tracker.views[-1].mask is not None:
+            points.update(min(max(p, 0), n) for p in e.tracker.views[-1].mask[-1])
+    points = sorted(points)
+    if len(points) <= 2 or len(points) - 1 > MAX_SPLIT_LOOPS:
+        return None
+    return list(zip(points, points[1:]))
 
 
 def _column_axes(k: Kernel):

@@ -66,7 +66,17 @@ class KGather:
     dtype: DType
 
 
-KExpr = Union[KLoad, KConst, KOp, KReduce, KGather]
+@dataclass(eq=False)
+class KMasked:
+    """`value` where `tracker`'s validity masks hold at the current index, else 0: a computed value
+    read through padding (cat). `value` is computed only at valid indices (it reads the same padded
+    views, so f(0) is never what lands in the padding)."""
+    tracker: ShapeTracker
+    value: Any
+    dtype: DType
+
+
+KExpr = Union[KLoad, KConst, KOp, KReduce, KGather, KMasked]
 
 
 @dataclass(eq=False)

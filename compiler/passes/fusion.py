@@ -5,7 +5,10 @@ one step; everything between it and the materialized nodes or leaves it reads is
 
 * elementwise ops fuse into their consumer; a node with several consumers is recomputed in each
   (cheap) unless it holds a reduction that two kernels would both compute, then it is materialized;
-* movement ops fold into the index maps (`ShapeTracker`) of the loads below them;
+* movement ops fold into the index maps (`ShapeTracker`) of the loads below them; in a map kernel
+  an elementwise value read through padding (cat, the gradient of a slice) is computed inside a
+  `KMasked`, only where the padded view is valid, so `cat([a.exp(), b * 2])` is one kernel (a
+  reduction kernel materializes it: see `_boundary_reason`);
 * a reduction fuses with the elementwise work around it: the producer of its input (its body), and
   the consumer in its output shape (epilogue), or in its input shape when its result is broadcast
   back over the reduced axes (row kernels: softmax, layer norm);
@@ -19,7 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-from compiler.ir.kernel import KConst, KGather, KLoad, KOp, KReduce, Kernel
+from compiler.ir.kernel import KConst, KGather, KLoad, KMasked, KOp, KReduce, Kernel
 from compiler.ir.node import Node, const_value
 from compiler.ir.ops import ELEMENTWISE, Family, Op
 from compiler.passes.views import ShapeTracker, View
@@ -139,25 +142,35 @@ class _KernelBuilder:
             path = ((Op.RESHAPE, self.geometry.epilogue_shape),)
         return self.visit(self.root, path, in_body=False), self.geometry
 
-    def visit(self, node: Node, path, in_body: bool):
-        key = (id(node), path, in_body)
+    def visit(self, node: Node, path, in_body: bool, masked: bool = False):
+        """The expression of `node` read through the movement ops `path`. `masked`: an enclosing
+        KMasked already zeroes the indices that the pads in `path` make invalid."""
+        key = (id(node), path, in_body, masked)
         if key not in self.memo:
-            self.memo[key] = self._visit(node, path, in_body)
+            self.memo[key] = self._visit(node, path, in_body, masked)
         return self.memo[key]
 
-    def _visit(self, node: Node, path, in_body: bool):
+    def _visit(self, node: Node, path, in_body: bool, masked: bool):
         if self.is_loadable(node):
-            return self.load(node, path)
+            return self.load(node, path)          # (a load through padding is masked itself)
         family = node.op.family
         has_pad = any(op is Op.PAD for op, _ in path)
-        if node.op is Op.CONST:
-            if not has_pad:
+        if node.op is Op.CONST or family in ELEMENTWISE and node is not self.root:
+            if has_pad and not masked and (node.op is Op.CONST or self.geometry.mode == "map"):
+                tracker = self.tracker(node.shape, path)
+                masks = [m for view in tracker.views if view.mask is not None for m in view.mask]
+                if (0, 0) in masks:       # (an empty range: the view is all padding)
+                    return KConst(0, node.dtype)
+                if masks:
+                    # padding holds zeros, not f(0): compute the value only where the view is
+                    # valid (its loads read the same padded views, so indices stay in bounds)
+                    return KMasked(tracker, self.visit(node, path, in_body, True), node.dtype)
+            if node.op is Op.CONST:
                 return KConst(const_value(node), node.dtype)
-            # zeros outside the padding need a masked load, so the constant gets a buffer
-            self.materialize(node, "a padded constant is read through a masked view")
-            return self.load(node, path)
         if family is Family.MOVEMENT:
-            return self.visit(node.inputs[0], ((node.op, node.arg),) + path, in_body)
+            # a new pad makes new invalid indices, which the enclosing mask does not cover
+            return self.visit(node.inputs[0], ((node.op, node.arg),) + path, in_body,
+                              masked and node.op is not Op.PAD)
         if node is not self.root:
             reason = self._boundary_reason(node, path, has_pad)
             if reason:
@@ -165,7 +178,8 @@ class _KernelBuilder:
                 return self.load(node, path)
         self.ops_count += 1
         if family in ELEMENTWISE:
-            return KOp(node.op, tuple(self.visit(i, path, in_body) for i in node.inputs), node.dtype, node.arg)
+            return KOp(node.op, tuple(self.visit(i, path, in_body, masked) for i in node.inputs),
+                       node.dtype, node.arg)
         if family is Family.REDUCE:
             # one KReduce per node, however it is reached (body of another reduction or the
             # epilogue): codegen computes each KReduce object once per row
@@ -187,8 +201,13 @@ class _KernelBuilder:
             return "matmul is a BLAS call"
         if family is Family.SCATTER:
             return f"{node.op.label} runs its own loop over its source"
-        if has_pad and node.op is not Op.CONST:
+        if has_pad and family not in ELEMENTWISE:
             return "padding a computed value needs it materialized (zeros outside, not f(0))"
+        if has_pad and self.geometry.mode != "map":
+            # a masked value in a reduction's loops is a branch on the loop index: the loop no
+            # longer vectorizes, and row kernels compute it once per pass (softmax of a cat: 1.5x
+            # slower than materializing the cat); map kernels split their loop instead
+            return "a padded value read by a reduction kernel is materialized (its loop vectorizes)"
         if self.ops_count >= MAX_KERNEL_OPS:
             return f"kernel size cap ({MAX_KERNEL_OPS} ops) reached"
         if family is Family.INDEX and path:
