@@ -236,9 +236,10 @@ class Tensor:
         if value and not self._requires_grad:      # (a non-leaf requires grad already)
             # a leaf has no history, and hash-consing shares nodes (x.detach() is x's node when x
             # needs no grad, two clones are one node): a tensor that starts requiring grad gets a
-            # node of its own - a new buffer, or times a one held in a buffer (never shared)
+            # node of its own - a new buffer, or times a one held in a buffer (never shared). Not a
+            # buffer while a jit traces: its value would be frozen, cut off from the node it copies
             node = self._node
-            if node.realized is not None:
+            if node.realized is not None and _tracing[0] is None:
                 self._node = ir.buffer(node.realized)
             else:
                 one = ir.reshape(ir.buffer(np.ones((), node.dtype.np_dtype)), (1,) * len(node.shape))

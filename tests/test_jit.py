@@ -472,3 +472,17 @@ def test_driver_that_fails_to_compile_falls_back_to_kernels(monkeypatch, capfd, 
     assert f(lt.ones(4)).item() == 12.0
     assert f(lt.ones(4) * 2).item() == 24.0
     assert "failed to compile" in capfd.readouterr().err
+
+
+def test_leaf_made_from_an_argument_follows_the_argument():
+    """`x.detach().requires_grad_()` inside the body is a new leaf whose value is the argument's at
+    every call (not the value it had when traced)."""
+    @lt.jit
+    def grad_of_square(x):
+        x = x.detach().requires_grad_()
+        (x * x).sum().backward()
+        return x.grad
+
+    for values in ([1.0, 2.0], [3.0, 4.0], [5.0, -6.0]):
+        assert grad_of_square(lt.tensor(values)).tolist() == [2 * v for v in values]
+    assert len(grad_of_square.specializations) == 1
