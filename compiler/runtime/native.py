@@ -145,7 +145,24 @@ def object_path(source_path: Path) -> Path:
 
 
 def supported() -> bool:
-    return sys.platform.startswith("linux") and os.environ.get("LAZYTORCH_NATIVE", "1") != "0"
+    """Whether generated code runs as native functions loaded from object code (ELF, and this
+    interpreter's object layout as `native_ops` reads it) rather than through Numba's dispatchers."""
+    return sys.platform.startswith("linux") and os.environ.get("LAZYTORCH_NATIVE", "1") != "0" and _layout_ok()
+
+
+def _layout_ok() -> bool:
+    """Check, once, that a tuple's items and an array's data pointer are where `native_ops` reads
+    them (CPython and numpy lay them out so; another implementation may not)."""
+    if not _layout:
+        array = np.zeros(1)
+        items = (array,)
+        _layout.append(
+            ctypes.c_void_p.from_address(id(items) + TUPLE_ITEMS).value == id(array)
+            and ctypes.c_void_p.from_address(id(array) + ARRAY_DATA).value == array.ctypes.data)
+    return _layout[0]
+
+
+_layout: list = []
 
 
 def save(path: Path, source: str, functions: list[tuple[str, bytes]]) -> None:
