@@ -900,3 +900,16 @@ def test_zero_dim_tensors_everywhere():
         assert_close(fn(s, x), fn(ts, tx))
     assert s.item() == 1.5 and s.dim() == 0 and s.shape == () and s.numel() == 1
     assert float(s) == 1.5 and s.tolist() == 1.5
+
+
+def test_sums_of_cancelling_terms_keep_nan_and_inf():
+    """A sum's reassociable add must not let LLVM cancel x - x (NaN for a NaN or infinite x), while
+    ordinary sums keep their fast path."""
+    values = np.array([1.0, np.nan, 2.0, np.inf, -3.0] * 40, np.float32)
+    x = lt.from_numpy(values)
+    t = torch.from_numpy(values)
+    for got, want in [((x - x).sum(), (t - t).sum()), (((x + 1) - x).sum(), ((t + 1) - t).sum()),
+                      ((x - x).mean(), (t - t).mean()), ((x * x).sum(), (t * t).sum())]:
+        assert np.isnan(got.item()) == np.isnan(want.item()) and (np.isnan(want.item()) or got.item() == want.item())
+    finite = lt.arange(200.0)
+    assert ((finite + 1) - finite).sum().item() == 200.0

@@ -316,9 +316,23 @@ class _Emitter:
             self.emit(f"{part} = {literal(0, dtype)}")
             self.emit(f"for i{last} in range({n}):")
         self.indent += 1
-        self.emit(f"{part} = fadd_reassoc({part}, {self.body_value(r, full_idx)})")
+        add = "fadd_fenced" if _may_cancel(r.body) else "fadd_reassoc"
+        self.emit(f"{part} = {add}({part}, {self.body_value(r, full_idx)})")
         self.indent -= 1
         self.emit(f"{acc} += {part}")
+
+
+def _may_cancel(body) -> bool:
+    """Whether a summed value adds or subtracts two terms computed from a common subexpression
+    (`x - x`, `(x + y) - x`). A reassociable add of such a value lets LLVM rewrite
+    `part + (x - x)` into `(part + x) - x` and then to `part`, which drops the NaN of a NaN or
+    infinite x; those sums add through an arithmetic fence (`fadd_fenced`: correct, not vectorized)."""
+    for e in _subexprs(body).values():
+        if isinstance(e, KOp) and e.op in (Op.ADD, Op.SUB) and len(e.srcs) == 2:
+            left, right = (_subexprs(src) for src in e.srcs)
+            if left.keys() & right.keys():
+                return True
+    return False
 
 
 def _collect_reduces(expr) -> list[KReduce]:
@@ -468,7 +482,7 @@ def generate(kernel: Kernel) -> tuple[str, str]:
         f"# helpers: {HELPERS_HASH}",
         "import numba",
         "import numpy as np",
-        "from compiler.codegen.scalar_ops import maximum, minimum, sigmoid, erf, sign, fadd_reassoc",
+        "from compiler.codegen.scalar_ops import maximum, minimum, sigmoid, erf, sign, fadd_reassoc, fadd_fenced",
         *( [f"from compiler.codegen.fastmath import {', '.join(helpers)}"] if helpers else []),
         "",
         "",

@@ -47,6 +47,34 @@ def _fadd_reassoc(typingctx, a, b):
     return a(a, b), codegen
 
 
+@intrinsic
+def _fadd_fenced(typingctx, a, b):
+    if not (isinstance(a, types.Float) and a == b):
+        return None
+
+    def codegen(context, builder, signature, args):
+        # llvm.arithmetic.fence: `b` is computed as written, whatever the add around it allows
+        kind = args[1].type
+        name = f"llvm.arithmetic.fence.{'f32' if kind == llvm_ir.FloatType() else 'f64'}"
+        fence = builder.module.globals.get(name) or llvm_ir.Function(builder.module,
+                                                                      llvm_ir.FunctionType(kind, [kind]), name)
+        return builder.fadd(args[0], builder.call(fence, [args[1]]), flags=("reassoc", "nsz"))
+    return a(a, b), codegen
+
+
+def fadd_fenced(a, b):
+    """a + b like `fadd_reassoc`, with `b` behind an arithmetic fence: for summed values in which
+    LLVM could cancel terms (x - x) through the reassociable add."""
+    return a + b
+
+
+@overload(fadd_fenced, inline="always")
+def _fadd_fenced_overload(a, b):
+    if isinstance(a, types.Float) and a == b:
+        return lambda a, b: _fadd_fenced(a, b)
+    return lambda a, b: a + b
+
+
 def fadd_reassoc(a, b):
     """a + b; on two floats of one type an LLVM `fadd reassoc nsz`: the one instruction of a sum
     reduction that may be reordered, so LLVM splits the accumulator over vector lanes. Kernels
