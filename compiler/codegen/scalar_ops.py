@@ -37,42 +37,33 @@ _llvm_maximum = _llvm_float_intrinsic("llvm.maximum")
 _llvm_minimum = _llvm_float_intrinsic("llvm.minimum")
 
 
-@intrinsic
-def _fadd_reassoc(typingctx, a, b):
-    if not (isinstance(a, types.Float) and a == b):
-        return None
+def _sum_add(fenced: bool):
+    """An intrinsic `a + b` for two floats of one type: an LLVM `fadd reassoc nsz`, with `b` behind
+    an `llvm.arithmetic.fence` if `fenced` (computed as written, whatever the add allows)."""
+    @intrinsic
+    def add(typingctx, a, b):
+        if not (isinstance(a, types.Float) and a == b):
+            return None
 
-    def codegen(context, builder, signature, args):
-        return builder.fadd(args[0], args[1], flags=("reassoc", "nsz"))
-    return a(a, b), codegen
-
-
-@intrinsic
-def _fadd_fenced(typingctx, a, b):
-    if not (isinstance(a, types.Float) and a == b):
-        return None
-
-    def codegen(context, builder, signature, args):
-        # llvm.arithmetic.fence: `b` is computed as written, whatever the add around it allows
-        kind = args[1].type
-        name = f"llvm.arithmetic.fence.{'f32' if kind == llvm_ir.FloatType() else 'f64'}"
-        fence = builder.module.globals.get(name) or llvm_ir.Function(builder.module,
-                                                                      llvm_ir.FunctionType(kind, [kind]), name)
-        return builder.fadd(args[0], builder.call(fence, [args[1]]), flags=("reassoc", "nsz"))
-    return a(a, b), codegen
+        def codegen(context, builder, signature, args):
+            value = args[1]
+            if fenced:
+                kind = value.type
+                name = f"llvm.arithmetic.fence.{'f32' if kind == llvm_ir.FloatType() else 'f64'}"
+                fence = builder.module.globals.get(name) or \
+                    llvm_ir.Function(builder.module, llvm_ir.FunctionType(kind, [kind]), name)
+                value = builder.call(fence, [value])
+            return builder.fadd(args[0], value, flags=("reassoc", "nsz"))
+        return a(a, b), codegen
+    return add
 
 
-def fadd_fenced(a, b):
-    """a + b like `fadd_reassoc`, with `b` behind an arithmetic fence: for summed values in which
-    LLVM could cancel terms (x - x) through the reassociable add."""
-    return a + b
-
-
-@overload(fadd_fenced, inline="always")
-def _fadd_fenced_overload(a, b):
-    if isinstance(a, types.Float) and a == b:
-        return lambda a, b: _fadd_fenced(a, b)
-    return lambda a, b: a + b
+def _overload_sum_add(python_function, add) -> None:
+    @overload(python_function, inline="always")
+    def _(a, b):
+        if isinstance(a, types.Float) and a == b:
+            return lambda a, b: add(a, b)
+        return lambda a, b: a + b
 
 
 def fadd_reassoc(a, b):
@@ -82,11 +73,14 @@ def fadd_reassoc(a, b):
     return a + b
 
 
-@overload(fadd_reassoc, inline="always")
-def _fadd_reassoc_overload(a, b):
-    if isinstance(a, types.Float) and a == b:
-        return lambda a, b: _fadd_reassoc(a, b)
-    return lambda a, b: a + b
+def fadd_fenced(a, b):
+    """a + b like `fadd_reassoc`, with `b` behind an arithmetic fence: for summed values in which
+    LLVM could cancel terms (x - x) through the reassociable add."""
+    return a + b
+
+
+_overload_sum_add(fadd_reassoc, _sum_add(fenced=False))
+_overload_sum_add(fadd_fenced, _sum_add(fenced=True))
 
 
 def maximum(a, b):
