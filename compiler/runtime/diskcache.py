@@ -80,14 +80,29 @@ def write_source(path: Path, text: str) -> None:
             os.unlink(tmp)
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    """Make `path` hold `data`, atomically (a temporary file renamed into place); a failure is
+    logged and leaves the old file as it was."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        log(1, f"could not write {path.name}: {e}")
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 # ---------------------------------------------------------------------------------------------
 # trustworthy Numba cache entries
 
-def _seal(payload: bytes) -> bytes:
+def seal(payload: bytes) -> bytes:
+    """`payload` with a checksum in front (`unseal` checks it)."""
     return MAGIC + hashlib.sha256(payload).digest()[:_DIGEST] + payload
 
 
-def _unseal(blob: bytes):
+def unseal(blob: bytes):
     """The payload of a sealed blob, or None when it is not intact."""
     head = len(MAGIC) + _DIGEST
     if len(blob) < head or not blob.startswith(MAGIC):
@@ -121,7 +136,7 @@ def harden(dispatcher) -> None:
     dump = cache_file._dump
 
     def sealed_dump(obj):
-        return _seal(dump(obj))
+        return seal(dump(obj))
 
     def load_index():
         try:
@@ -135,7 +150,7 @@ def harden(dispatcher) -> None:
             return {}
         if version != cache_file._version:
             return {}
-        payload = _unseal(blob)
+        payload = unseal(blob)
         if payload is None:
             _discard(cache_file, "index checksum mismatch")
             return {}
@@ -149,7 +164,7 @@ def harden(dispatcher) -> None:
     def load_data(name):
         with open(cache_file._data_path(name), "rb") as f:
             blob = f.read()
-        payload = _unseal(blob)
+        payload = unseal(blob)
         if payload is None:
             _discard(cache_file, f"data file {name}: checksum mismatch")
             return None

@@ -20,12 +20,12 @@ into the code.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import os
 import struct
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +33,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from compiler.runtime import diskcache
 from compiler.runtime.counters import log
 
 TUPLE_ITEMS = tuple.__basicsize__       # offset of a tuple's first item pointer
 ARRAY_DATA = object.__basicsize__       # offset of an ndarray's data pointer (after PyObject_HEAD)
-MAGIC = b"LZTO3"
 
 _RUNTIME_IR = r"""
 declare i32 @PyGILState_Ensure()
@@ -132,16 +132,19 @@ def _jit():
     return _engine[0]
 
 
+@functools.cache
 def host_tag() -> str:
-    """Names the CPU the object code was compiled for (name and features, as Numba targets)."""
+    """Names the CPU the object code was compiled for (name and features, as Numba targets);
+    asked of LLVM once per process."""
     import llvmlite.binding as llvm
     llvm.initialize_native_target()
     text = f"{llvm.get_process_triple()} {llvm.get_host_cpu_name()} {llvm.get_host_cpu_features().flatten()}"
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def object_path(source_path: Path) -> Path:
-    return source_path.with_name(f"{source_path.stem}.{host_tag()}.o")
+def object_path(directory: Path, name: str) -> Path:
+    """Where the object code of the functions in the module `name` lives: '<name>.<host>.o'."""
+    return directory / f"{name}.{host_tag()}.o"
 
 
 def supported() -> bool:
@@ -173,16 +176,7 @@ def save(path: Path, source: str, functions: list[tuple[str, bytes]]) -> None:
                                         "undefined": sorted(undefined_symbols(code))}
                                        for symbol, code in functions]}).encode()
     payload = struct.pack("<I", len(header)) + header + b"".join(code for _, code in functions)
-    blob = MAGIC + hashlib.sha256(payload).digest()[:16] + payload
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".o")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, path)
-    except OSError as e:
-        log(1, f"could not write {path.name}: {e}")
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    diskcache.write_bytes(path, diskcache.seal(payload))
 
 
 def load(path: Path, source: str) -> Optional[list[int]]:
@@ -193,9 +187,8 @@ def load(path: Path, source: str) -> Optional[list[int]]:
         blob = path.read_bytes()
     except OSError:
         return None
-    head = len(MAGIC) + 16
-    payload = blob[head:]
-    if not blob.startswith(MAGIC) or hashlib.sha256(payload).digest()[:16] != blob[len(MAGIC):head]:
+    payload = diskcache.unseal(blob)
+    if payload is None:
         log(1, f"disk cache entry {path.name} is damaged; compiling again")
         return None
     (size,) = struct.unpack_from("<I", payload)

@@ -117,7 +117,7 @@ def _from_disk(name: str, source: str) -> Optional[tuple]:
     if not native.supported():
         return None
     start = time.perf_counter()
-    addresses = native.load(native.object_path(cache_dir() / f"{name}.py"), source)
+    addresses = native.load(native.object_path(cache_dir(), name), source)
     if addresses is None:
         return None
     record_compile(name, time.perf_counter() - start, hit=True)
@@ -142,7 +142,7 @@ def _compile(name: str, source: str, head: str, functions: list[tuple[str, str]]
     record_compile(name, time.perf_counter() - start, hit=False)
     if not native.supported():
         return [cfunc.address for cfunc in cfuncs], cfuncs
-    path = native.object_path(cache_dir() / f"{name}.py")
+    path = native.object_path(cache_dir(), name)
     native.save(path, source, objects)
     addresses = native.load(path, source)
     if addresses is None:
