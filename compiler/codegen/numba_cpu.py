@@ -21,6 +21,7 @@ from compiler.passes.views import ShapeTracker, contiguous_strides
 # is 'reassoc': it cancels x - x to 0 (NaN for inf/NaN x: x - x.amax(1) over a size-1 axis). Sums
 # still vectorize: their accumulating add alone is reassociable (scalar_ops.fadd_reassoc)
 FASTMATH_FLAGS = {"nsz", "contract", "afn"}
+FASTMATH_OPTION = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}"     # as written in source
 PARALLEL_MIN_ELEMENTS = 1 << 16     # below this, thread start-up costs more than it saves
 SUM_BLOCK = 1024                    # float sums: elements per partial sum (see blocked_sum)
 ACC_TILE = 4096                     # column reductions: accumulators per tile (32 KiB of float64)
@@ -473,8 +474,7 @@ def generate(kernel: Kernel) -> tuple[str, str]:
     args = ", ".join(["out"] + [f"in{i}" for i in range(len(kernel.input_dtypes))])
     body = "\n".join(em.lines)
     floating = any(compute_dtype(d).is_floating_point for d in kernel.input_dtypes + [kernel.out_dtype])
-    flag_set = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}"
-    flags = f"fastmath={flag_set}, " if floating else ""
+    flags = f"fastmath={FASTMATH_OPTION}, " if floating else ""
     digest = hashlib.sha1(f"{HELPERS_HASH}\n{args}\n{body}\n{flags}{parallel}".encode()).hexdigest()[:16]
     name = f"k_{kernel.kind}_{digest}"
     helpers = sorted(em.helpers)

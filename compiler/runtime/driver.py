@@ -28,7 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from compiler import dtypes
-from compiler.codegen.numba_cpu import FASTMATH_FLAGS, compute_dtype, generate
+from compiler.codegen.numba_cpu import compute_dtype, generate
 from compiler.ir.kernel import KLoad, Kernel
 from compiler.ir.node import Node
 from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
@@ -84,7 +84,7 @@ class Program:
         for node in self.outputs:
             if id(node) not in arg_index and id(node) not in self.out_slots:
                 self.out_slots[id(node)] = len(self.out_slots)
-        self.scratch_bytes = 0
+        self.scratch = native_source.Scratch()     # intermediates' places in the scratch buffer
         self.uses_blas = False
         self.threaded_blas = False
         self.name = self.source = None
@@ -171,7 +171,7 @@ class Program:
                 slots[slot] = f"o{slot}"
                 env[f"_s{slot}"], env[f"_d{slot}"] = tuple(node.shape), _compute_np(node.dtype)
                 lines.append(f"    o{slot} = _empty(_s{slot}, _d{slot})")
-        lines.append(f"    s = _pool.pop() if _pool else _empty({max(self.scratch_bytes, 1)}, _u8)")
+        lines.append(f"    s = _pool.pop() if _pool else _empty({max(self.scratch.size, 1)}, _u8)")
         if self.uses_blas:
             lines.append("    _threads(_nthreads)")
         lines.append(f"    arrays = ({', '.join(params + list(slots.values()))}, s, _blas)")
@@ -195,6 +195,7 @@ class Program:
         flat: dict[int, str] = {}           # id(node) -> name of its flat array in the driver
         helpers: dict[str, set] = {}        # inlined kernels: module -> helper names they import
         fastmath = [False]
+        scratch = self.scratch
         first_output = len(self.args)
         scratch_index = first_output + len(self.out_slots)
 
@@ -208,16 +209,12 @@ class Program:
                 emit(f"{name} = numba.carray(p_{name}, {numel}, np.{np_dtype.name})")
                 declared.add(name)
 
-        def scratch(numel: int, np_dtype) -> str:
-            pointer = f"_byte_offset(scratch, {self.scratch_bytes})"
-            self.scratch_bytes += -(-numel * np_dtype.itemsize // native_source.ALIGN) * native_source.ALIGN
-            return pointer
-
         def allocate(name: str, numel: int, dtype, node: Optional[Node] = None):
             """A flat array `name` (and its pointer `p_name`): an output array or scratch space."""
             np_dtype = compute_dtype(dtype).np_dtype
             slot = self.out_slots.get(id(node)) if node is not None else None
-            pointer = f"_array_data(arrays, {first_output + slot})" if slot is not None else scratch(numel, np_dtype)
+            pointer = f"_array_data(arrays, {first_output + slot})" if slot is not None else \
+                scratch.place(numel, np_dtype)
             buffers[name] = (pointer, numel, np_dtype)
             declare(name)
 
@@ -232,7 +229,7 @@ class Program:
 
         def inline(source: str, args: list[str], prefix: str):
             body, imports, uses_fastmath, _ = native_source.inline(
-                source, args, prefix, lambda numel, dtype: scratch(numel, np.dtype(dtype)))
+                source, args, prefix, scratch)
             segments[-1].extend(body)
             for module, names in imports.items():
                 helpers.setdefault(module, set()).update(names)
@@ -282,11 +279,10 @@ class Program:
         digest = hashlib.sha1("\n".join([abi, *("\n".join(body) for body in bodies)]).encode()).hexdigest()[:16]
         name = f"d_program_{digest}"
         self.segments = [f"{name}_{i}" for i in range(len(bodies))]
-        flags = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}" if fastmath[0] else None
         self._header = native_source.header(
             "one training step (or any whole program): every kernel and matmul in order, in "
             f"{len(bodies)} segment{'s' if len(bodies) > 1 else ''}", abi, helpers)
-        self._functions = [(segment, native_source.function(segment, body, flags))
+        self._functions = [(segment, native_source.function(segment, body, fastmath[0]))
                            for segment, body in zip(self.segments, bodies)]
         return name, "\n\n\n".join([self._header, *(text for _, text in self._functions)])
 

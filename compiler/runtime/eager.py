@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from compiler.codegen.numba_cpu import FASTMATH_FLAGS, compute_dtype
+from compiler.codegen.numba_cpu import compute_dtype
 from compiler.ir.node import Node
 from compiler.passes.fusion import KernelStep
 from compiler.runtime import native, native_source
@@ -40,13 +40,7 @@ def _build(step: KernelStep, order: list[Node]) -> Optional[Callable]:
         return None
     nodes = [order[step.output]] + [order[i] for i in step.inputs]
     names = ["out"] + [f"in{k}" for k in range(len(step.inputs))]
-    scratch_bytes = [0]
-
-    def scratch(numel: int, dtype: str) -> str:
-        pointer = f"_byte_offset(scratch, {scratch_bytes[0]})"
-        scratch_bytes[0] += -(-numel * np.dtype(dtype).itemsize // native_source.ALIGN) * native_source.ALIGN
-        return pointer
-
+    scratch = native_source.Scratch()
     body, imports, fastmath, parallel = native_source.inline(step.source, names, "k_", scratch)
     if parallel:
         return None
@@ -55,19 +49,18 @@ def _build(step: KernelStep, order: list[Node]) -> Optional[Callable]:
         np_dtype = compute_dtype(node.dtype).np_dtype
         prologue += [f"p_{name} = _array_data(arrays, {k})",
                      f"{name} = numba.carray(p_{name}, {node.numel}, np.{np_dtype.name})"]
-    if scratch_bytes[0]:
+    if scratch.size:
         prologue.insert(0, f"scratch = _array_data(arrays, {len(names)})")
     abi = native_source.abi(None)
     digest = hashlib.sha1("\n".join([abi, *prologue, *body]).encode()).hexdigest()[:16]
     name = f"n_{step.name}_{digest}"
-    flags = "{" + ", ".join(repr(f) for f in sorted(FASTMATH_FLAGS)) + "}" if fastmath else None
     head = native_source.header(f"kernel {step.name}, run on its own", abi, imports)
-    functions = native_source.obtain(name, head, [(name, native_source.function(name, prologue + body, flags))])
+    functions = native_source.obtain(name, head, [(name, native_source.function(name, prologue + body, fastmath))])
     if functions is None:
         return None
     function = functions[0]
-    if scratch_bytes[0]:
-        size = scratch_bytes[0]
+    if scratch.size:
+        size = scratch.size
 
         def run(out: np.ndarray, inputs: list) -> None:
             function((out, *inputs, np.empty(size, np.uint8)))

@@ -14,7 +14,9 @@ import re
 import time
 from typing import Callable, Optional
 
-from compiler.codegen.numba_cpu import HELPERS_HASH
+import numpy as np
+
+from compiler.codegen.numba_cpu import FASTMATH_OPTION, HELPERS_HASH
 from compiler.runtime import diskcache, native, workers
 from compiler.runtime.compile import cache_dir, load_module, record_compile
 from compiler.runtime.counters import counters, debug_level, log
@@ -26,11 +28,25 @@ _TEMPORARY = re.compile(r"(\s*)(\w+) = np\.empty\((\d+), (np\.\w+)\)")
 _loaded: dict[str, tuple] = {}           # name -> (addresses, what keeps the code alive)
 
 
-def inline(source: str, args: list[str], prefix: str, scratch: Callable[[int, str], str]):
+class Scratch:
+    """Places buffers one after the other in a native function's scratch buffer (the array named
+    `scratch` in its source), each at a cache-line boundary; `size` is the bytes used so far."""
+
+    def __init__(self):
+        self.size = 0
+
+    def place(self, numel: int, dtype) -> str:
+        """A pointer expression for a new buffer of `numel` elements of `dtype`."""
+        pointer = f"_byte_offset(scratch, {self.size})"
+        self.size += -(-numel * np.dtype(dtype).itemsize // ALIGN) * ALIGN
+        return pointer
+
+
+def inline(source: str, args: list[str], prefix: str, scratch: "Scratch"):
     """The body of a generated kernel function, to paste into a native function: its parameters
     renamed to `args`, its locals prefixed with `prefix` (so kernels never share a variable), its
-    temporary arrays (accumulator rows) placed in scratch space by `scratch(numel, np dtype name)`
-    (which returns a pointer expression): a native function allocates nothing. Returns
+    temporary arrays (accumulator rows) placed in `scratch`: a native function allocates nothing.
+    Returns
     (lines, {module: helper names}, fastmath, parallel)."""
     lines = source.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("def "))
@@ -62,7 +78,7 @@ def inline(source: str, args: list[str], prefix: str, scratch: Callable[[int, st
             body.append(line)
             continue
         indent, name, numel, dtype = temporary.groups()
-        body.append(f"{indent}p_{name} = {scratch(int(numel), dtype[3:])}")
+        body.append(f"{indent}p_{name} = {scratch.place(int(numel), dtype[3:])}")
         body.append(f"{indent}{name} = numba.carray(p_{name}, {numel}, {dtype})")
     return body, imports, "fastmath=" in decorator, "parallel=True" in decorator
 
@@ -82,9 +98,10 @@ def header(comment: str, abi: str, helpers: dict[str, set]) -> str:
     ])
 
 
-def function(name: str, body_lines: list[str], fastmath_flags: Optional[str]) -> str:
-    """One native function: `def name(arrays)` with `body_lines` (unindented)."""
-    options = (f"fastmath={fastmath_flags}, " if fastmath_flags else "") + "error_model='numpy'"
+def function(name: str, body_lines: list[str], fastmath: bool) -> str:
+    """One native function: `def name(arrays)` with `body_lines` (unindented), compiled with the
+    kernels' fast-math flags if `fastmath`."""
+    options = (f"fastmath={FASTMATH_OPTION}, " if fastmath else "") + "error_model='numpy'"
     body = "\n".join("    " + line for line in body_lines)
     return f"@numba.cfunc(types.void(types.voidptr), {options})\ndef {name}(arrays):\n{body}\n"
 
