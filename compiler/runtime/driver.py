@@ -31,13 +31,12 @@ from compiler import dtypes
 from compiler.codegen.numba_cpu import compute_dtype, generate
 from compiler.ir.kernel import KLoad, Kernel
 from compiler.ir.node import Node
-from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
+from compiler.passes.fusion import KernelStep, Schedule
 from compiler.passes.views import ShapeTracker, View
 from compiler.runtime import blas as blas_threads
 from compiler.runtime import native, native_source
-from compiler.runtime.compile import call, kernel_function
-from compiler.runtime.counters import counters, log
-from compiler.runtime.executor import launch_log, strided
+from compiler.runtime.counters import log
+from compiler.runtime.executor import for_kernel, launch_log, run_step
 
 BLAS_DTYPES = ("float32", "float64")
 SMALL_MATMUL = 4096
@@ -76,7 +75,7 @@ class Program:
                 arg_index[id(node)] = len(self.args)
                 self.args.append(node)
         self.arg_index = arg_index
-        self.constants = [_to_compute(n.realized) for n in self.args[len(self.inputs):]]
+        self.constants = [for_kernel(n.realized) for n in self.args[len(self.inputs):]]
         self._f16_in = [k for k, n in enumerate(self.inputs) if n.dtype is dtypes.float16]
         self._f16_out = [k for k, n in enumerate(self.outputs) if n.dtype is dtypes.float16]
         # computed outputs, each written by the driver into an array the wrapper allocates
@@ -117,25 +116,13 @@ class Program:
         """The same computation step by step from Python (no driver); `timed` logs every launch."""
         values: dict[int, np.ndarray] = {}
         for node, array in zip(self.args, list(arrays) + self.constants):
-            values[id(node)] = _to_compute(np.asarray(array))
+            values[id(node)] = for_kernel(np.asarray(array))
         for step in self.schedule.steps:
             start = time.perf_counter()
             inputs = [values[id(self.order[i])] for i in step.inputs]
-            node = self.order[step.output]
-            if isinstance(step, MatmulStep):
-                a, b = (strided(x, v) for x, v in zip(inputs, step.views))
-                result = np.ascontiguousarray(np.matmul(a, b))
-                counters["library_calls"] += 1
-                name = "matmul"
-            else:
-                result = np.empty(step.kernel.out_shape, compute_dtype(step.kernel.out_dtype).np_dtype)
-                if result.size:
-                    call(kernel_function(step), [result.reshape(-1)] + [x.reshape(-1) for x in inputs])
-                    counters["kernel_launches"] += 1
-                name = step.name
+            result = values[id(self.order[step.output])] = run_step(step, self.order, inputs)
             if timed:
-                launch_log(name, time.perf_counter() - start, inputs + [result])
-            values[id(node)] = result
+                launch_log(getattr(step, "name", "matmul"), time.perf_counter() - start, inputs + [result])
         outs = tuple(values[id(n)].reshape(n.shape) for n in self.outputs)
         if self._f16_out:
             outs = tuple(o.astype(np.float16) if k in self._f16_out else o for k, o in enumerate(outs))
@@ -285,10 +272,6 @@ class Program:
         self._functions = [(segment, native_source.function(segment, body, fastmath[0]))
                            for segment, body in zip(self.segments, bodies)]
         return name, "\n\n\n".join([self._header, *(text for _, text in self._functions)])
-
-
-def _to_compute(array: np.ndarray) -> np.ndarray:
-    return array.astype(np.float32) if array.dtype == np.float16 else array
 
 
 def _compute_np(dtype) -> np.dtype:

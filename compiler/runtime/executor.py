@@ -10,7 +10,7 @@ from compiler import dtypes
 from compiler.codegen.numba_cpu import compute_dtype
 from compiler.ir.node import Node, forget_inputs
 from compiler.ir.ops import Op
-from compiler.passes.fusion import MatmulStep, Schedule
+from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
 from compiler.passes.views import View
 from compiler.runtime import blas, eager
 from compiler.runtime.compile import call, kernel_function
@@ -31,7 +31,7 @@ def strided(base: np.ndarray, view: View) -> np.ndarray:
     return np.ndarray(view.shape, base.dtype, base, view.offset * item, tuple(s * item for s in view.strides))
 
 
-def _for_kernel(array: np.ndarray) -> np.ndarray:
+def for_kernel(array: np.ndarray) -> np.ndarray:
     """A realized buffer as kernels read it: C-contiguous (always), float16 computed in float32."""
     return array.astype(np.float32) if array.dtype == np.float16 else array
 
@@ -42,6 +42,25 @@ def launch_log(name: str, seconds: float, arrays) -> None:
     log(2, f"launch {name}: {seconds * 1e6:.1f} us, {moved / max(seconds, 1e-9) / 1e9:.2f} GB/s")
 
 
+def run_step(step, order: list[Node], inputs: list) -> np.ndarray:
+    """One step's result from its input arrays, in the compute dtype (float16 as float32)."""
+    if isinstance(step, MatmulStep):
+        a, b = (strided(x, v) for x, v in zip(inputs, step.views))
+        counters["library_calls"] += 1
+        return blas.matmul(a, b)
+    kernel = step.kernel
+    result = np.empty(kernel.out_shape, compute_dtype(kernel.out_dtype).np_dtype)
+    if result.size:
+        inputs = [for_kernel(x) for x in inputs]
+        run = eager.runner(step, order)
+        if run is not None:
+            run(result, inputs)
+        else:
+            call(kernel_function(step), [result.reshape(-1)] + [x.reshape(-1) for x in inputs])
+        counters["kernel_launches"] += 1
+    return result
+
+
 def execute(schedule: Schedule, order: list[Node]) -> None:
     """Run every step; each produced node gets its value in `node.realized`."""
     timed = debug_level() >= 2
@@ -49,23 +68,10 @@ def execute(schedule: Schedule, order: list[Node]) -> None:
         start = time.perf_counter() if timed else 0.0
         node = order[step.output]
         inputs = [order[i].realized for i in step.inputs]
-        if isinstance(step, MatmulStep):
-            a, b = (strided(x, v) for x, v in zip(inputs, step.views))
-            result = blas.matmul(a, b)
-            counters["library_calls"] += 1
-        else:
-            kernel = step.kernel
-            result = np.empty(kernel.out_shape, compute_dtype(kernel.out_dtype).np_dtype)
-            if result.size:
-                run = eager.runner(step, order)
-                if run is not None:
-                    run(result, [_for_kernel(x) for x in inputs])
-                else:
-                    call(kernel_function(step), [result.reshape(-1)] + [_for_kernel(x).reshape(-1) for x in inputs])
-                counters["kernel_launches"] += 1
-            if kernel.out_dtype is dtypes.float16:
-                with np.errstate(over="ignore"):        # overflow gives inf, as in torch
-                    result = result.astype(np.float16)
+        result = run_step(step, order, inputs)
+        if isinstance(step, KernelStep) and step.kernel.out_dtype is dtypes.float16:
+            with np.errstate(over="ignore"):        # overflow gives inf, as in torch
+                result = result.astype(np.float16)
         if timed:
             launch_log(getattr(step, "name", "matmul"), time.perf_counter() - start, inputs + [result])
         node.realized = result
