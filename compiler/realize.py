@@ -11,7 +11,8 @@ from collections import OrderedDict
 
 from compiler import inspect
 from compiler.codegen.numba_cpu import generate
-from compiler.ir.node import Node, toposort
+from compiler.ir.node import Node, forget_inputs, toposort
+from compiler.ir.ops import Op
 from compiler.passes.fusion import KernelStep, Schedule, build_schedule
 from compiler.runtime.counters import counters
 from compiler.runtime.executor import execute
@@ -63,5 +64,26 @@ def realize(nodes: list[Node]) -> None:
     pending = list(dict.fromkeys(n for n in nodes if n.realized is None))
     if not pending:
         return
-    schedule, order = plan(pending)
-    execute(schedule, order)
+    # a DETACH whose input is computed here shares its input's array instead of copying it (arrays a
+    # realization makes are never written again; leaf buffers may be memory shared with numpy, so a
+    # DETACH of one still copies)
+    detached = [n for n in pending if n.op is Op.DETACH and n.inputs[0].op is not Op.BUFFER]
+    if detached:
+        pending = list(dict.fromkeys(_undetach(n) if n.op is Op.DETACH and n.inputs[0].op is not Op.BUFFER else n
+                                     for n in pending))
+        pending = [n for n in pending if n.realized is None]
+    if pending:
+        schedule, order = plan(pending)
+        execute(schedule, order)
+    for n in detached:
+        if n.realized is None:
+            n.realized = _undetach(n).realized
+            forget_inputs(n)
+
+
+def _undetach(node: Node) -> Node:
+    while node.op is Op.DETACH and node.inputs and node.inputs[0].op is not Op.BUFFER:
+        if node.realized is not None:
+            return node
+        node = node.inputs[0]
+    return node

@@ -9,7 +9,7 @@ import numpy as np
 
 from compiler import dtypes as dt
 from compiler.ir import node as ir
-from lazytorch._tensor import (Number, Tensor, _device_name, _tracing, check_factory_requires_grad, get_default_dtype,
+from lazytorch._tensor import (Number, Tensor, _device_name, _ensure_storage, _tracing, check_factory_requires_grad, get_default_dtype,
                                tensor)
 
 
@@ -120,6 +120,15 @@ def from_numpy(array: np.ndarray) -> Tensor:
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
     dt.from_numpy(array.dtype)
+    t = Tensor._from_node(ir.buffer(array))
+    if t._node.realized is array:            # (a C-contiguous array: shared, not copied)
+        storage = _ensure_storage(t)
+        storage.shared, storage.permanent = array, True
+    return t
+
+
+def _from_owned_array(array: np.ndarray) -> Tensor:
+    """A tensor of an array nobody else holds (a collated batch): no sharing to keep track of."""
     return Tensor._from_node(ir.buffer(array))
 
 

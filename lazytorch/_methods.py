@@ -5,7 +5,7 @@ import builtins
 
 from compiler import dtypes as dt
 from compiler.ir import node as ir
-from lazytorch import _creation, _movement, _ops
+from lazytorch import _creation, _movement, _ops, _storage
 from lazytorch._tensor import Number, Tensor, _device_name, _dtype_label, tensor
 from lazytorch._grad_mode import is_grad_enabled
 
@@ -31,7 +31,7 @@ _VIEW_METHODS = [
     "reshape", "view", "view_as", "reshape_as", "flatten", "unflatten", "permute", "transpose", "swapaxes",
     "swapdims", "t", "squeeze", "unsqueeze", "expand", "expand_as", "broadcast_to", "repeat", "tile",
     "contiguous", "flip", "fliplr", "flipud", "roll", "narrow", "select", "split", "chunk", "unbind", "tril",
-    "triu", "masked_fill", "gather", "index_select", "take",
+    "triu", "masked_fill", "gather", "index_select", "take", "as_strided", "diagonal", "movedim", "moveaxis",
 ]
 
 for _name in _METHODS:
@@ -148,8 +148,16 @@ Tensor.type = type_
 # in-place operations: the tensor now refers to a new node
 
 def _assign(self, result: Tensor, name: str) -> Tensor:
-    if self.is_leaf and self.requires_grad and is_grad_enabled():
-        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    """The in-place op `name`: `self`'s memory now holds `result` (cast to self's dtype), and so
+    does every tensor sharing it (lazytorch/_storage.py)."""
+    if is_grad_enabled():
+        if self.is_leaf and self.requires_grad:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        base = self._view_base
+        if base is not None and self.requires_grad and base.is_leaf and base.requires_grad:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    if self._storage is not None and _storage.writes_overlap(self._storage.root._node.shape, self._view):
+        raise RuntimeError(_storage._OVERLAP_ERROR)
     if result.shape != self.shape:
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
                            f"{list(result.shape)}")
@@ -162,7 +170,7 @@ def _assign(self, result: Tensor, name: str) -> Tensor:
     if result.requires_grad and not self.requires_grad or (result.requires_grad and not self.is_leaf):
         # an in-place op that records grad makes the tensor a non-leaf result of that op
         self._requires_grad, self._grad_fn = True, result._grad_fn
-    self._set_node(node)
+    self._write(node)
     return self
 
 

@@ -15,8 +15,9 @@ from compiler import dtypes as dt
 from compiler.ir import node as ir
 from compiler.ir.ops import Op
 from lazytorch import _ops
-from lazytorch._tensor import (Number, Size, Tensor, _dtype_label, _expand_node, _normalize_dim, _normalize_dims,
-                               broadcast_shapes, tensor)
+from lazytorch._storage import view_strides
+from lazytorch._tensor import (Number, Size, Tensor, _alias, _dtype_label, _expand_node, _normalize_dim,
+                               _normalize_dims, broadcast_shapes, tensor)
 
 
 def _shape_args(args) -> tuple:
@@ -42,26 +43,42 @@ def _infer_shape(shape, numel: int) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _view_result(input: Tensor, node: ir.Node, name: str) -> Tensor:
-    return input._result(node, [input], name)
+def _view(input: Tensor, steps: tuple, name: str) -> Tensor:
+    """A view: shares input's memory (in-place writes to either show in both)."""
+    return _alias(input, steps, name)
+
+
+_VIEW_ERROR = ("view size is not compatible with input tensor's size and stride (at least one dimension spans "
+               "across two contiguous subspaces). Use .reshape(...) instead.")
+
+
+def _reshape(input: Tensor, shape: tuple, name: str, copy_if_needed: bool) -> Tensor:
+    if shape != input.shape and input._view:       # (a tensor of its own memory is contiguous: it views)
+        old_shape, strides, _ = input._layout()
+        if view_strides(old_shape, strides, shape) is None:
+            if not copy_if_needed:
+                raise RuntimeError(_VIEW_ERROR)
+            return input._result(ir.reshape(input._node, shape), [input], "reshape")   # a copy
+    return _view(input, ((Op.RESHAPE, shape),) if shape != input.shape else (), name)
 
 
 def reshape(input, *shape):
-    shape = _infer_shape(_shape_args(shape), input.numel())
-    return _view_result(input, ir.reshape(input._node, shape), "view")
+    """A view when strides can express it, else a copy (torch's rule)."""
+    return _reshape(input, _infer_shape(_shape_args(shape), input.numel()), "view", True)
 
 
 def view(input, *shape):
     if len(shape) == 1 and isinstance(shape[0], dt.DType):
         raise NotImplementedError("Tensor.view(dtype) is not supported; use .to(dtype)")
-    return reshape(input, *shape)
+    return _reshape(input, _infer_shape(_shape_args(shape), input.numel()), "view", False)
 
 
 def view_as(input, other):
+    return view(input, other.shape)
+
+
+def reshape_as(input, other):
     return reshape(input, other.shape)
-
-
-reshape_as = view_as
 
 
 def flatten(input, start_dim: int = 0, end_dim: int = -1):
@@ -94,7 +111,7 @@ def permute(input, *dims):
     if len({_normalize_dim(d, input.dim()) for d in dims}) != len(dims):
         raise RuntimeError("permute(): duplicate dims are not allowed.")
     dims = _normalize_dims(dims, input.dim())
-    return _view_result(input, ir.permute(input._node, dims), "permute")
+    return _view(input, ((Op.PERMUTE, dims),) if dims != tuple(range(input.dim())) else (), "permute")
 
 
 def transpose(input, dim0: int, dim1: int):
@@ -103,7 +120,7 @@ def transpose(input, dim0: int, dim1: int):
     d0, d1 = _normalize_dim(dim0, input.dim()), _normalize_dim(dim1, input.dim())
     order = list(range(input.dim()))
     order[d0], order[d1] = order[d1], order[d0]
-    return _view_result(input, ir.permute(input._node, tuple(order)), "transpose")
+    return _view(input, ((Op.PERMUTE, tuple(order)),) if d0 != d1 else (), "transpose")
 
 
 swapaxes = swapdims = transpose
@@ -143,7 +160,13 @@ def expand(input, *sizes):
             raise RuntimeError(f"The expanded size of the tensor ({want}) must match the existing size ({n}) at "
                                f"non-singleton dimension {lead + i}.  Target sizes: {sizes}.  Tensor sizes: "
                                f"{list(input.shape)}")
-    return _view_result(input, _expand_node(input._node, sizes), "expand")
+    sizes = tuple(sizes)
+    steps = ()
+    if len(sizes) != input.dim():
+        steps += ((Op.RESHAPE, (1,) * (len(sizes) - input.dim()) + tuple(input.shape)),)
+    if sizes != (1,) * (len(sizes) - input.dim()) + tuple(input.shape):
+        steps += ((Op.EXPAND, sizes),)
+    return _view(input, steps, "expand")
 
 
 def expand_as(input, other):
@@ -183,14 +206,17 @@ def tile(input, dims):
 
 
 def contiguous(input, memory_format=None):
-    return input
+    """input itself when its layout is contiguous, else a contiguous copy (torch's rule)."""
+    if not input._view or input.is_contiguous():
+        return input
+    return input._result(input._node, [input], "clone")
 
 
 def flip(input, *args, dims=None):
     if dims is None:                     # flip(x, (0, 1)), x.flip(0, 1) or flip(x, dims=...)
         dims = args[0] if len(args) == 1 else args
     dims = _normalize_dims(dims, input.dim())
-    return _view_result(input, ir.flip(input._node, dims), "flip")
+    return input._result(ir.flip(input._node, dims), [input], "flip")      # (a copy in torch)
 
 
 def fliplr(input):
@@ -218,8 +244,59 @@ def roll(input, shifts, dims=None):
     return out
 
 
+def as_strided(input, size, stride, storage_offset=None):
+    """A view of input's memory with any sizes and strides (positions in the whole storage)."""
+    size, stride = tuple(builtins.int(n) for n in size), tuple(builtins.int(s) for s in stride)
+    offset = input.storage_offset() if storage_offset is None else builtins.int(storage_offset)
+    if len(size) != len(stride):
+        raise RuntimeError(f"mismatch in length of strides and shape")
+    root = input._storage.root._node if input._storage is not None else input._node
+    needed = 0 if 0 in size else offset + builtins.sum((n - 1) * s for n, s in zip(size, stride)) + 1
+    if needed > root.numel or builtins.any(s < 0 for s in stride) or offset < 0:
+        item = input.element_size()
+        raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset {offset}, and "
+                           f"itemsize {item} requiring a storage size of {needed * item} are out of bounds for "
+                           f"storage of size {root.numel * item}")
+    return _view(input, (("as_strided", (size, stride, offset)),), "as_strided")
+
+
+def diagonal(input, offset: int = 0, dim1: int = 0, dim2: int = 1):
+    """The diagonal as a view (torch: the last axis of the result)."""
+    d1, d2 = _normalize_dim(dim1, input.dim()), _normalize_dim(dim2, input.dim())
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    shape, strides, start = input._layout()
+    if offset >= 0:
+        n = builtins.max(0, builtins.min(shape[d1], shape[d2] - offset))
+        start += offset * strides[d2] if n else 0
+    else:
+        n = builtins.max(0, builtins.min(shape[d1] + offset, shape[d2]))
+        start -= offset * strides[d1] if n else 0
+    keep = [a for a in range(input.dim()) if a not in (d1, d2)]
+    size = tuple(shape[a] for a in keep) + (n,)
+    stride = tuple(strides[a] for a in keep) + (strides[d1] + strides[d2],)
+    return as_strided(input, size, stride, start)
+
+
+def movedim(input, source, destination):
+    src = (source,) if isinstance(source, builtins.int) else tuple(source)
+    dst = (destination,) if isinstance(destination, builtins.int) else tuple(destination)
+    src, dst = [_normalize_dim(d, input.dim()) for d in src], [_normalize_dim(d, input.dim()) for d in dst]
+    order = [None] * input.dim()
+    for a, b in zip(src, dst):
+        order[b] = a
+    rest = iter(a for a in range(input.dim()) if a not in src)
+    order = tuple(a if a is not None else next(rest) for a in order)
+    return permute(input, order)
+
+
+moveaxis = movedim
+
+
 def _slice(input: Tensor, ranges) -> Tensor:
-    return _view_result(input, ir.slice_(input._node, tuple(ranges)), "slice")
+    ranges = tuple(tuple(r) for r in ranges)
+    whole = all(r == (0, n, 1) for r, n in zip(ranges, input.shape))
+    return _view(input, () if whole else ((Op.SLICE, ranges),), "slice")
 
 
 def narrow(input, dim: int, start: int, length: int):

@@ -21,7 +21,8 @@ import compiler
 from compiler import dtypes as dt
 from compiler.ir import node as ir
 from compiler.ir.ops import Op
-from lazytorch import _formatting
+from lazytorch import _formatting, _storage
+from lazytorch._storage import write_back
 from lazytorch._grad_mode import is_grad_enabled
 
 Number = (builtins.bool, builtins.int, builtins.float, np.number, np.bool_)
@@ -60,7 +61,9 @@ class _WeakIdentitySet:
 
 
 _pending_leaves = _WeakIdentitySet()
-MAX_PENDING_UPDATES = 8   # in-place updates a leaf that needs no grad may chain before it is computed
+MAX_PENDING_UPDATES = 8   # in-place updates a leaf may chain before it is computed
+# counts backward() calls: a parameter updated in place again after a backward is computed first
+_backward_epoch = [0]
 # The tracer of `lazytorch.jit` while it traces a function, else None. Values do not exist during a
 # trace: realization is suspended (the whole traced graph becomes one program) and reading a value
 # raises an error the tracer words (see lazytorch/jit.py).
@@ -204,12 +207,16 @@ class Tensor:
         return self._node
 
     def _set_node(self, node: ir.Node):
+        """Make this tensor refer to `node` (the bookkeeping of gradient targets and pending leaves;
+        an in-place write, which aliases must see, goes through `_write`)."""
         if self._grad_fn is None and self._node.realized is None and self in _pending_leaves:
-            # a leaf updated again before anything realized it. A parameter (manual SGD in a loop)
-            # is computed now, so each iteration is one program and the graph stays bounded; other
-            # leaves may chain a few in-place ops first, which then fuse into one kernel
+            # a leaf updated again before anything realized it. A parameter updated again after a
+            # backward (manual SGD in a loop) is computed now, so each iteration is one program and
+            # the graph stays bounded; chained in-place ops (`p.data.mul_(0.9).add_(q)`) and other
+            # leaves' updates chain a few first, which then fuse into one kernel
             self._pending_updates = getattr(self, "_pending_updates", 0) + 1
-            if self._requires_grad or self._pending_updates >= MAX_PENDING_UPDATES:
+            if (self._requires_grad and getattr(self, "_pending_epoch", -1) != _backward_epoch[0]
+                    or self._pending_updates >= MAX_PENDING_UPDATES):
                 realize_tensors([])
         if _grad_targets.get(id(self._node)) is self:
             del _grad_targets[id(self._node)]
@@ -218,8 +225,9 @@ class Tensor:
         self._node = node
         if self._requires_grad and (self._grad_fn is None or self._retains_grad):
             _grad_targets[id(node)] = self
-        if self._grad_fn is None and node.realized is None:
+        if self._grad_fn is None and node.realized is None and self not in _pending_leaves:
             _pending_leaves.add(self)
+            self._pending_epoch = _backward_epoch[0]
 
     @property
     def requires_grad(self) -> bool:
@@ -278,24 +286,31 @@ class Tensor:
         return self._retains_grad
 
     def detach(self) -> "Tensor":
-        if not self._requires_grad:
-            return Tensor._from_node(self._node)
-        if self._node.realized is not None:
-            # the value is known: a new leaf sharing it costs nothing (a DETACH node would need
-            # a copy kernel to realize)
-            return Tensor._from_node(ir.buffer(self._node.realized, self._node.device))
-        return Tensor._from_node(ir.unary(Op.DETACH, self._node))
+        """The same memory, without history: in-place writes to either show in both (torch shares
+        the version counter too)."""
+        return _alias(self, (), "detach", detached=True, counter=self._version_counter())
 
     @property
     def data(self) -> "Tensor":
-        """The same values, detached from autograd (torch's `.data`)."""
-        return self.detach()
+        """The same memory, detached from autograd (torch's `.data`: a version counter of its own,
+        so writes through it go unnoticed by autograd)."""
+        return _alias(self, (), "data", detached=True, counter=[0])
 
     @data.setter
     def data(self, value: "Tensor"):
         if tuple(value.shape) != tuple(self.shape) or value.dtype is not self.dtype:
             self._check_data_assignment(value)
-        node = value._node if not value._requires_grad else value.detach()._node
+        # this tensor now uses value's memory (its own history and grad flags stay)
+        old = self._storage
+        if old is not None:
+            old.aliases = [r for r in old.aliases if r() is not self]
+        storage = _ensure_storage(value)
+        self._storage, self._view = storage, value._view
+        self.__dict__.pop("_view_base", None)
+        storage.aliases.append(weakref.ref(self))
+        node = value._node
+        if self._requires_grad or value._requires_grad:
+            node = _own_node(node)
         self._set_node(node)
 
     def _check_data_assignment(self, value: "Tensor"):
@@ -306,12 +321,93 @@ class Tensor:
 
     def detach_(self) -> "Tensor":
         if self._requires_grad:
-            self._set_node(ir.unary(Op.DETACH, self._node))
+            self._set_node(_own_node(self._node))
         self._requires_grad, self._grad_fn = False, None
         return self
 
-    def _result(self, node: ir.Node, parents: Sequence["Tensor"], name: str) -> "Tensor":
-        """Wrap a new node: it requires grad when grad mode is on and a floating parent does."""
+    # -- storage: aliasing, in-place writes, PyTorch's memory metadata ------------------------------
+    _storage = None      # the Storage this tensor views, once another tensor or numpy shares its memory
+    _view = ()           # view steps from the storage's root (see lazytorch/_storage.py)
+    _detached = False    # an alias made by .data/.detach(): reads the storage without its history
+    _view_base = None    # `_base`: the tensor this is a view of
+    _vc = None           # the version counter, shared with views and .detach()
+
+    def _version_counter(self) -> list:
+        vc = self._vc
+        if vc is None:
+            vc = self._vc = [0]
+        return vc
+
+    @property
+    def _version(self) -> int:
+        return self._version_counter()[0]
+
+    @property
+    def _base(self) -> Optional["Tensor"]:
+        return self._view_base
+
+    def _is_view(self) -> bool:
+        return self._view_base is not None
+
+    def _write(self, node: ir.Node) -> None:
+        """An in-place write: this tensor's memory now holds `node`, and so does every alias's."""
+        self._version_counter()[0] += 1
+        storage = self._storage
+        if storage is None:
+            self._set_node(node)
+            return
+        aliases = storage.live()
+        if len(aliases) == 1 and not self._view and not self._detached and not storage.exported:
+            self._storage = None              # nothing shares this memory any more
+            self._set_node(node)
+            return
+        root = storage.root
+        new_root = write_back(root._node, self._view, node) if self._view else node
+        root._set_node(new_root)
+        history = self._requires_grad and self._grad_fn is not None and not self._detached
+        for t in aliases:
+            if t is self:
+                t._set_node(node)
+                continue
+            if history and not t._detached and not t._requires_grad:
+                # a value with history written into memory this tensor views: torch makes it a
+                # non-leaf result of the write (CopySlices)
+                t._requires_grad, t._grad_fn = True, "CopySlices"
+            t._set_node(_alias_node(t, new_root))
+        if storage.exported:
+            _flush_export(storage)
+
+    def untyped_storage(self) -> "UntypedStorage":
+        return UntypedStorage(_ensure_storage(self))
+
+    def storage_offset(self) -> int:
+        return self._layout()[2]
+
+    def stride(self, dim: Optional[int] = None):
+        strides = self._layout()[1]
+        return strides if dim is None else strides[_normalize_dim(dim, self.ndim)]
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        shape, strides, _ = self._layout()
+        return _storage.is_contiguous(shape, strides)
+
+    def data_ptr(self) -> int:
+        return _ensure_storage(self).address + self.storage_offset() * self.element_size()
+
+    def _layout(self):
+        """(shape, strides, storage offset) as torch reports them."""
+        if self._storage is None or not self._view:
+            return self._node.shape, _storage.contiguous_strides(self._node.shape), 0
+        return _storage.layout(self._storage.root._node.shape, self._view)
+
+    def _result(self, node: ir.Node, parents: Sequence["Tensor"], name: str, view: bool = False) -> "Tensor":
+        """Wrap a new node: it requires grad when grad mode is on and a floating parent does. A
+        computed result that reads memory numpy shares is computed now (see lazytorch/_storage.py)."""
+        for p in parents:
+            if p._storage is not None and not view and p._storage.exported:
+                result = self._result(node, parents, name, view=True)
+                realize_tensors([result])
+                return result
         for p in parents:
             if p._requires_grad:
                 break
@@ -385,16 +481,30 @@ class Tensor:
         return self
 
     def _value(self) -> np.ndarray:
+        """The value (not to be written: it may be shared with other nodes)."""
         if _tracing[0] is not None:
             _tracing[0].value_read(self)     # raises: no values while a jitted function is traced
+        storage = self._storage
+        if storage is not None and storage.shared is not None and (self._grad_fn is None or self._detached) \
+                and storage.exported:
+            return _strided_array(storage, self)     # memory numpy writes: read it as it is now
         if self._node.realized is None:
             realize_tensors([self])
         return self._node.realized
 
     def numpy(self, *, force: bool = False) -> np.ndarray:
+        """An array sharing this tensor's memory: writes through either show in the other."""
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
-        return self._value()
+        if _tracing[0] is not None:
+            _tracing[0].value_read(self)
+        if self._grad_fn is not None and not self._detached:
+            return self._value()             # (force=True on a computed value: a copy is fine)
+        storage = _ensure_storage(self)
+        _export(storage)
+        array = _strided_array(storage, self)
+        storage.exports.append(weakref.ref(array))
+        return array
 
     def item(self):
         if self.numel() != 1:
@@ -442,8 +552,11 @@ class Tensor:
     __str__ = __repr__
 
     def __array__(self, dtype=None, copy=None):
-        value = self._value()
-        return value if dtype is None else value.astype(dtype)
+        # NumPy 2's protocol: np.array(t) asks for a copy, np.asarray(t) shares when it can
+        if copy:
+            return np.array(self._value(), dtype=dtype, copy=True)
+        value = self.numpy(force=True)
+        return value if dtype is None or value.dtype == np.dtype(dtype) else value.astype(dtype)
 
     def __reduce_ex__(self, protocol):
         return (_rebuild, (self._value(), self._requires_grad))
@@ -459,6 +572,118 @@ class Tensor:
         """A readable report of this tensor's IR, fusion decisions and kernels (see lazytorch.explain)."""
         from lazytorch.explain import explain
         return explain(self)
+
+
+def _own_node(node: ir.Node) -> ir.Node:
+    """A node of its own with `node`'s value and no history: gradient targets are nodes, so a
+    tensor that requires grad (or reads one's memory without its history) must not share one."""
+    if not node.dtype.is_floating_point:
+        return node
+    if node.realized is not None:
+        return ir.buffer(node.realized, node.device)    # (shares the array: no kernel)
+    return ir.unary(Op.DETACH, node)
+
+
+def _ensure_storage(t: Tensor) -> "_storage.Storage":
+    """t's storage, made when a second tensor (or numpy) first shares t's memory."""
+    storage = t._storage
+    if storage is None:
+        storage = t._storage = _storage.Storage(Tensor._from_node(t._node))
+        storage.aliases.append(weakref.ref(t))
+        if _tracing[0] is not None:
+            _tracing[0].storage_made(t)
+    return storage
+
+
+def _alias(src: Tensor, steps: tuple, name: str, *, detached: bool = False, counter=None) -> Tensor:
+    """A tensor viewing `src`'s memory through `steps` (a view), or all of it without history
+    (`detached`: .data/.detach())."""
+    storage = _ensure_storage(src)
+    node, view = src._node, src._view
+    if steps and steps[0][0] == "as_strided":      # (positions in the whole storage)
+        node, view = _alias_node(src, storage.root._node, ()) if src._detached else storage.root._node, ()
+    for step in steps:
+        node = _storage.apply_step(node, step)
+    if detached:
+        t = Tensor._from_node(_own_node(node) if src._requires_grad else node)
+        t._detached = True
+    else:
+        t = src._result(node, (src,), name, view=True)
+        t._view_base = src._view_base if src._view_base is not None else src
+        if src._detached:
+            t._detached = True
+    t._storage, t._view = storage, view + steps
+    t._vc = counter if counter is not None else src._version_counter()
+    storage.aliases.append(weakref.ref(t))
+    return t
+
+
+def _alias_node(t: Tensor, root: ir.Node, view=None) -> ir.Node:
+    """What alias `t` reads from the storage's root node."""
+    node = _storage.derive(root, t._view if view is None else view)
+    if t._detached or (t._requires_grad and t._grad_fn is None):
+        node = _own_node(node)
+    return node
+
+
+def _export(storage: "_storage.Storage") -> np.ndarray:
+    """The storage's memory, as numpy will share it: computed now, and (the first time) copied,
+    since arrays a realization made may be read by lazy nodes built before numpy could write them."""
+    if storage.shared is None or storage.root._node.realized is not storage.shared:
+        realize_tensors([storage.root])
+        storage.shared = np.array(storage.root._node.realized, copy=True)
+        _rebind(storage)
+    return storage.shared
+
+
+def _rebind(storage: "_storage.Storage") -> None:
+    """Point the root and the aliases without history at the shared memory (an alias with
+    history keeps its graph: it is a computed value, not a read of the memory)."""
+    storage.root._set_node(ir.buffer(storage.shared, storage.root._node.device))
+    for t in storage.live():
+        if t._grad_fn is None or t._detached:
+            t._set_node(_alias_node(t, storage.root._node))
+
+
+def _flush_export(storage: "_storage.Storage") -> None:
+    """After an in-place write to memory numpy shares: compute it into that memory now."""
+    if _tracing[0] is not None:
+        return
+    realize_tensors([storage.root])
+    np.copyto(storage.shared, storage.root._node.realized.reshape(storage.shared.shape))
+    _rebind(storage)
+
+
+def _strided_array(storage: "_storage.Storage", t: Tensor) -> np.ndarray:
+    """A numpy array over the storage's shared memory, laid out as `t`."""
+    shape, strides, offset = t._layout()
+    shared = storage.shared
+    item = shared.itemsize
+    return np.ndarray(shape, shared.dtype, shared, offset * item, tuple(s * item for s in strides))
+
+
+class UntypedStorage:
+    """What `tensor.untyped_storage()` returns: the memory a group of aliases share."""
+
+    def __init__(self, storage: "_storage.Storage"):
+        self._storage = storage
+
+    def data_ptr(self) -> int:
+        return self._storage.address
+
+    def nbytes(self) -> int:
+        return self._storage.nbytes()
+
+    def size(self) -> int:
+        return self.nbytes()
+
+    __len__ = size
+
+    def __eq__(self, other):
+        return isinstance(other, UntypedStorage) and other._storage is self._storage
+
+    def __hash__(self):
+        return id(self._storage)
 
 
 def _rebuild(array, requires_grad):

@@ -138,6 +138,7 @@ class _Tracer:
         self.stepped: list = []                   # objects whose host effects are replayed
         self.generators: dict[int, tuple] = {}    # id -> (generator, its stream, state before the trace)
         self.in_effect = False
+        self.storages_made: list = []              # tensors given a storage while tracing
 
     def __enter__(self):
         self.saved = (_tensor._tracing[0], _creation._rng)
@@ -152,6 +153,11 @@ class _Tracer:
         Tensor.grad = _GRAD_SLOT
         _tensor._tracing[0], _creation._rng = self.saved
         return False
+
+    def storage_made(self, t: Tensor) -> None:
+        """`t`, which may exist before the trace, now shares a storage made while tracing: the
+        storage holds traced nodes, so `restore` takes it away again."""
+        self.storages_made.append(t)
 
     # -- what cannot be traced -------------------------------------------------------------------
     def value_read(self, t: Tensor):
@@ -230,6 +236,9 @@ class _Tracer:
                 targets[id(before)] = t
         for p, before in self.grad_writes.values():
             p.grad = before
+        for t in self.storages_made:            # (its aliases were made by the trace: gone with it)
+            t.__dict__.pop("_storage", None)
+            t.__dict__.pop("_view", None)
 
 
 def _user_frame() -> str:

@@ -32,7 +32,7 @@ def _stack(tensors: list[Tensor]) -> Tensor:
     if any(t.requires_grad for t in tensors):
         return lazytorch.stack(tensors)
     lazytorch.realize(*tensors)     # lazy samples are computed together, in one program
-    return lazytorch.from_numpy(np.stack([t.numpy() for t in tensors]))
+    return lazytorch._creation._from_owned_array(np.stack([t.numpy() for t in tensors]))
 
 
 def default_collate(batch: list) -> Any:
@@ -48,15 +48,15 @@ def default_collate(batch: list) -> Any:
     if isinstance(elem, np.ndarray):
         if _STRING_OR_OBJECT.search(elem.dtype.str) is not None:
             raise TypeError(_COLLATE_ERROR.format(elem.dtype))
-        return lazytorch.from_numpy(np.stack(batch))
+        return lazytorch._creation._from_owned_array(np.stack(batch))
     if isinstance(elem, (np.bool_, np.number)):
-        return lazytorch.from_numpy(np.array(batch))
+        return lazytorch._creation._from_owned_array(np.array(batch))
     if isinstance(elem, float):
-        return lazytorch.from_numpy(np.array(batch, dtype=np.float64))
+        return lazytorch._creation._from_owned_array(np.array(batch, dtype=np.float64))
     if isinstance(elem, bool) and all(isinstance(x, bool) for x in batch):
-        return lazytorch.from_numpy(np.array(batch, dtype=np.bool_))
+        return lazytorch._creation._from_owned_array(np.array(batch, dtype=np.bool_))
     if isinstance(elem, int):
-        return lazytorch.from_numpy(np.array(batch, dtype=np.int64))
+        return lazytorch._creation._from_owned_array(np.array(batch, dtype=np.int64))
     if isinstance(elem, (str, bytes)):
         return batch
     if isinstance(elem, collections.abc.Mapping):
