@@ -8,7 +8,7 @@ from lazytorch._tensor import (Size, Tensor, broadcast_shapes, device, get_defau
 from lazytorch import _methods  # noqa: F401  (binds the Tensor methods)
 from lazytorch._ops import *  # noqa: F401,F403
 from lazytorch._ops import (abs, all, any, max, min, pow, round, sum, result_type)  # noqa: F401
-from lazytorch._movement import (as_strided, diagonal, movedim, moveaxis, broadcast_tensors, broadcast_to, cat, chunk, concat, concatenate, expand_as,
+from lazytorch._movement import (as_strided, index_put, diagonal, movedim, moveaxis, broadcast_tensors, broadcast_to, cat, chunk, concat, concatenate, expand_as,
                                  flatten, flip, fliplr, flipud, gather, hstack, index_select, masked_fill, narrow,
                                  permute, repeat, reshape, roll, select, split, squeeze, stack, swapaxes, swapdims,
                                  t, take, tile, transpose, tril, triu, unbind, unflatten, unsqueeze, vstack)

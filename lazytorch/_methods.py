@@ -31,7 +31,7 @@ _VIEW_METHODS = [
     "reshape", "view", "view_as", "reshape_as", "flatten", "unflatten", "permute", "transpose", "swapaxes",
     "swapdims", "t", "squeeze", "unsqueeze", "expand", "expand_as", "broadcast_to", "repeat", "tile",
     "contiguous", "flip", "fliplr", "flipud", "roll", "narrow", "select", "split", "chunk", "unbind", "tril",
-    "triu", "masked_fill", "gather", "index_select", "take", "as_strided", "diagonal", "movedim", "moveaxis",
+    "triu", "masked_fill", "gather", "index_select", "take", "index_put", "index_put_", "as_strided", "diagonal", "movedim", "moveaxis",
 ]
 
 for _name in _METHODS:

@@ -681,6 +681,37 @@ def setitem(input: Tensor, index, value) -> None:
     input._assign(_ops.where(tensor(marker >= 0), placed, input), "copy_slices")
 
 
+def index_put(input: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+    """input with values written (or, with accumulate, added: repeated positions add up) at
+    input[indices]; out of place."""
+    out = input.clone()
+    return index_put_(out, indices, values, accumulate)
+
+
+def index_put_(input: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+    indices = tuple(indices)
+    if not accumulate:
+        setitem(input, indices, values)
+        return input
+    index = tuple(it._value() if isinstance(it, Tensor) else it for it in indices)
+    try:
+        positions = np.arange(input.numel(), dtype=np.int64).reshape(tuple(input.shape))[index]
+    except IndexError as e:
+        raise IndexError(str(e).replace("axis", "dimension")) from None
+    value = values if isinstance(values, Tensor) else tensor(values, dtype=input.dtype)
+    value = _ops._to(value, input.dtype)
+    try:
+        value = expand(value, positions.shape) if tuple(value.shape) != positions.shape else value
+    except RuntimeError:
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} cannot be broadcast to "
+                           f"indexing result of shape {list(positions.shape)}") from None
+    flat = input.reshape(-1)
+    node = ir.scatter_add(flat._node, tensor(positions.reshape(-1))._node, value.reshape(-1)._node, 0)
+    added = input._result(node, [input, value], "index_put").reshape(tuple(input.shape))
+    input._assign(added, "index_put_")
+    return input
+
+
 def _index_map(shape, index) -> np.ndarray:
     """For every element of a tensor of `shape`: its position in x[index] flattened, or -1
     (numpy indexing, which is torch's; a position written twice keeps the last element)."""

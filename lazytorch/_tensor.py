@@ -222,9 +222,12 @@ class Tensor:
             del _grad_targets[id(self._node)]
             if self._grad_fn is None:
                 _former_leaf_nodes[self._node] = weakref.ref(self)
-        self._node = node
         if self._requires_grad and (self._grad_fn is None or self._retains_grad):
+            other = _grad_targets.get(id(node))
+            if other is not None and other is not self:
+                node = _own_node(node)         # (`e.copy_(p)`: e's gradient is not p's)
             _grad_targets[id(node)] = self
+        self._node = node
         if self._grad_fn is None and node.realized is None and self not in _pending_leaves:
             _pending_leaves.add(self)
             self._pending_epoch = _backward_epoch[0]
@@ -301,17 +304,23 @@ class Tensor:
         if tuple(value.shape) != tuple(self.shape) or value.dtype is not self.dtype:
             self._check_data_assignment(value)
         # this tensor now uses value's memory (its own history and grad flags stay)
-        old = self._storage
-        if old is not None:
-            old.aliases = [r for r in old.aliases if r() is not self]
+        self._leave_storage()
         storage = _ensure_storage(value)
         self._storage, self._view = storage, value._view
-        self.__dict__.pop("_view_base", None)
         storage.aliases.append(weakref.ref(self))
         node = value._node
         if self._requires_grad or value._requires_grad:
             node = _own_node(node)
         self._set_node(node)
+
+    def _leave_storage(self) -> None:
+        """Stop sharing memory with any other tensor (before this tensor gets new memory: a module's
+        `.to(dtype)`); the other aliases keep the old memory."""
+        storage = self._storage
+        if storage is not None:
+            storage.aliases = [r for r in storage.aliases if r() is not self]
+            for name in ("_storage", "_view", "_view_base", "_detached"):
+                self.__dict__.pop(name, None)
 
     def _check_data_assignment(self, value: "Tensor"):
         # torch allows changing shape and dtype through .data; lazytorch keeps the tensor's node
@@ -349,9 +358,12 @@ class Tensor:
     def _is_view(self) -> bool:
         return self._view_base is not None
 
-    def _write(self, node: ir.Node) -> None:
-        """An in-place write: this tensor's memory now holds `node`, and so does every alias's."""
-        self._version_counter()[0] += 1
+    def _write(self, node: ir.Node, replayed: bool = False) -> None:
+        """An in-place write: this tensor's memory now holds `node`, and so does every alias's.
+        `replayed`: a jitted program's replay has set this tensor's node already (its other aliases
+        and the storage follow)."""
+        if not replayed:
+            self._version_counter()[0] += 1
         storage = self._storage
         if storage is None:
             self._set_node(node)
@@ -579,9 +591,9 @@ def _own_node(node: ir.Node) -> ir.Node:
     tensor that requires grad (or reads one's memory without its history) must not share one."""
     if not node.dtype.is_floating_point:
         return node
-    if node.realized is not None:
+    if node.realized is not None and _tracing[0] is None:
         return ir.buffer(node.realized, node.device)    # (shares the array: no kernel)
-    return ir.unary(Op.DETACH, node)
+    return ir.unary(Op.DETACH, node)      # (while tracing: still reads the traced node)
 
 
 def _ensure_storage(t: Tensor) -> "_storage.Storage":

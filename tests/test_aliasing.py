@@ -533,6 +533,220 @@ def no_grad_leaf_inplace_ok(torch):
     return [w.detach(), w.requires_grad, w.is_leaf]
 
 
+# -- more idioms -----------------------------------------------------------------------------
+
+@idiom
+def view_inplace_then_base_read(torch):
+    x = torch.ones(2, 2)
+    x[0].mul_(3)
+    return [x.sum(), x.t().sum(1)]
+
+
+@idiom
+def iadd_on_slice_operator(torch):
+    x = torch.zeros(5)
+    x[1:4] += torch.tensor([1., 2., 3.])
+    x[::2] *= 10
+    return [x]
+
+
+@idiom
+def int_tensor_views(torch):
+    x = torch.arange(6).reshape(2, 3)
+    x[:, 0] = -1
+    x.view(-1)[5] += 100
+    return [x]
+
+
+@idiom
+def bool_tensor_view_write(torch):
+    x = torch.zeros(2, 2, dtype=torch.bool)
+    x[1].fill_(True)
+    return [x]
+
+
+@idiom
+def float64_strided_write(torch):
+    x = torch.zeros(4, 4, dtype=torch.float64)
+    x[1::2, ::3] = 2.5
+    return [x]
+
+
+@idiom
+def zero_size_view_write(torch):
+    x = torch.ones(3)
+    x[2:2].fill_(5)
+    return [x, x._version]
+
+
+@idiom
+def transpose_of_view_copy(torch):
+    x = torch.zeros(3, 3)
+    x[1:, :2].t().copy_(torch.tensor([[1., 2.], [3., 4.]]))
+    return [x]
+
+
+@idiom
+def twice_written_views(torch):
+    x = torch.zeros(4)
+    a, b = x[:3], x[1:]
+    a.add_(1)
+    b.add_(1)
+    return [x, a, b]
+
+
+@idiom
+def detach_inplace_nonleaf_value(torch):
+    x = torch.tensor([1., 2.], requires_grad=True)
+    y = x * 2
+    d = y.detach()
+    d.add_(1)
+    return [y.detach(), d]
+
+
+@idiom
+def requires_grad_view_flags(torch):
+    w = torch.ones(2, 3, requires_grad=True)
+    v = w[0]
+    d = w.detach()[0]
+    return [v.requires_grad, v.is_leaf, d.requires_grad, v.grad_fn is not None]
+
+
+@idiom
+def expand_as_read_after_write(torch):
+    b = torch.zeros(3)
+    e = b.expand(2, 3)
+    b.add_(torch.tensor([1., 2., 3.]))
+    return [e, e.stride()]
+
+
+@idiom
+def select_negative_index_write(torch):
+    x = torch.zeros(3, 2)
+    x[-1].fill_(4)
+    x.select(1, -1).add_(1)
+    return [x]
+
+
+@idiom
+def unflatten_flatten_views(torch):
+    x = torch.zeros(2, 6)
+    x.unflatten(1, (2, 3))[:, 1].fill_(1)
+    x.flatten()[0] = 9
+    return [x]
+
+
+@idiom
+def movedim_view_write(torch):
+    x = torch.zeros(2, 3, 4)
+    x.movedim(2, 0)[3].fill_(1)
+    return [x.sum((0, 1))]
+
+
+@idiom
+def grad_accumulates_into_held_grad(torch):
+    w = torch.ones(2, requires_grad=True)
+    (w * 3).sum().backward()
+    g = w.grad
+    (w * 2).sum().backward()
+    return [g, w.grad]
+
+
+@idiom
+def zero_grad_keeps_views(torch):
+    w = torch.ones(2, requires_grad=True)
+    (w * 3).sum().backward()
+    g = w.grad
+    gd = g.data
+    g.zero_()
+    return [gd, w.grad]
+
+
+JIT_IDIOMS = {}
+
+
+def jit_idiom(fn):
+    JIT_IDIOMS[fn.__name__] = fn
+    return fn
+
+
+@jit_idiom
+def jit_ema_and_grad_clamp(torch, jit):
+    model = torch.nn.Linear(3, 2)
+    ema = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.linspace(-0.5, 0.5, 6).reshape(2, 3))
+        model.bias.fill_(0.1)
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.copy_(p)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.linspace(-1, 1, 12).reshape(4, 3)
+    y = torch.linspace(0, 2, 8).reshape(4, 2)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        for p in model.parameters():
+            p.grad.data.clamp_(-0.5, 0.5)
+        opt.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.data.mul_(0.9).add_(p.data, alpha=0.1)
+        return loss
+
+    step = jit(step)
+    losses = [step(x, y).item() for _ in range(4)]
+    return [*losses, ema.weight.detach(), ema.bias.detach(), model.weight.detach()]
+
+
+@jit_idiom
+def jit_write_through_captured_view(torch, jit):
+    buf = torch.zeros(5)
+    window = buf[1:4]
+
+    def f(x):
+        buf[1:3].add_(x)
+        window[2].mul_(2)
+        return buf * 1
+
+    f = jit(f)
+    outs = [f(torch.ones(2) * (i + 1)) for i in range(3)]
+    return [*outs, buf, window]
+
+
+@jit_idiom
+def jit_nonleaf_view_write_grad(torch, jit):
+    w = torch.tensor([1., 2., 3., 4.], requires_grad=True)
+
+    def f(scale):
+        y = w * 2
+        y[1:3].mul_(scale)
+        loss = (y * y).sum()
+        loss.backward()
+        return loss
+
+    f = jit(f)
+    results = []
+    for s in (5., 3.):
+        w.grad = None
+        results += [f(torch.tensor(s)), w.grad]
+    return results
+
+
+def _identity(fn):
+    return fn
+
+
+@pytest.mark.parametrize("name", sorted(JIT_IDIOMS))
+def test_jit_idiom_matches_torch(name):
+    fn = JIT_IDIOMS[name]
+    expected = [_to_numpy(v, real_torch) for v in fn(real_torch, _identity)]
+    got = [_to_numpy(v, lazytorch) for v in fn(lazytorch, lazytorch.jit)]
+    for i, (g, e) in enumerate(zip(got, expected)):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6, err_msg=f"item {i}")
+
+
 # ---------------------------------------------------------------------------------------------
 
 def _to_numpy(value, module):
@@ -565,3 +779,5 @@ def test_idiom_matches_torch(name):
 
 def test_table_is_large():
     assert len(IDIOMS) >= 60
+
+

@@ -55,6 +55,7 @@ import time
 import warnings
 import weakref
 
+from compiler.ir.ops import Op
 from compiler.ir import node as ir
 from compiler.runtime.counters import counters, debug_level, log
 from compiler.runtime.driver import Program
@@ -241,6 +242,10 @@ class JitFunction:
         handled: set[int] = set()
 
         def output(node) -> int:
+            # a value without history is the computed value itself (a copy would cost a kernel):
+            # outputs are fresh buffers at every call, so sharing one between two tensors is safe
+            while node.op is Op.DETACH and node.inputs and node.inputs[0].op is not Op.BUFFER:
+                node = node.inputs[0]
             outputs.append(node)
             return len(outputs) - 1
 

@@ -160,9 +160,12 @@ class Specialization:
             elif kind == "grad_new":
                 t.grad = Tensor._from_node(nodes[k])
             elif kind == "grad_inplace":
-                t.grad._set_node(nodes[k])
+                t = t.grad
+                t._set_node(nodes[k])
             else:       # "grad_none"
                 t.grad = None
+            if kind in ("node", "grad_inplace") and t._storage is not None:
+                t._write(t._node, replayed=True)
         if self.template is None:
             result = None
         else:
@@ -230,7 +233,8 @@ class Specialization:
                           "    if t._requires_grad and (t._grad_fn is None or t._retains_grad):",
                           "        if ref is None: ref = _KeyedRef(t, _gt_remove, 0)",
                           f"        ref.key = id(r{k})",
-                          f"        _gtd[id(r{k})] = ref"]
+                          f"        _gtd[id(r{k})] = ref",
+                          "    if t._storage is not None: t._write(r" + str(k) + ", replayed=True)"]
         if self.template is None:
             lines.append("    return None")
         else:

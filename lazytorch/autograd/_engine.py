@@ -15,7 +15,7 @@ import numpy as np
 from compiler import autodiff
 from compiler.ir import node as ir
 from compiler.ir.ops import Op
-from lazytorch._tensor import Tensor, _backward_name, _former_leaf_nodes, _grad_targets, _pending_leaves
+from lazytorch._tensor import Tensor, _backward_epoch, _backward_name, _former_leaf_nodes, _grad_targets, _pending_leaves
 
 # id -> node of the inputs of the `lazytorch.func` transforms being evaluated (innermost last).
 _transform_inputs: dict[int, ir.Node] = {}
@@ -168,6 +168,7 @@ def backward(tensors, grad_tensors=None, retain_graph: Optional[bool] = None, cr
                 raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         targets = [(t, n) for t in dict.fromkeys(inputs) for n in _nodes_of(t)]
     grads = _gradients(outputs, cotangents, targets)
+    _backward_epoch[0] += 1
     for t in {id(t): t for t, _ in targets}.values():
         g = grads.get(id(t))
         if g is not None:
@@ -202,7 +203,7 @@ def _accumulate(t: Tensor, new: Tensor) -> None:
     elif old.requires_grad or new.requires_grad:
         t.grad = old + new
     else:
-        old._set_node(ir.binary(Op.ADD, old._node, ir.cast(new._node, old.dtype)))
+        old._write(ir.binary(Op.ADD, old._node, ir.cast(new._node, old.dtype)))
     if t.grad.is_leaf and t.grad._node.realized is None:
         _pending_leaves.add(t.grad)
 
@@ -228,6 +229,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: Optional[bool] = None
     if is_grads_batched:
         return _batched_grad(outputs, inputs, grad_outputs, create_graph, allow_unused, materialize_grads)
     cotangents = _cotangents(outputs, grad_outputs)
+    _backward_epoch[0] += 1
     unique = list({id(t): t for t in inputs}.values())
     grads = _gradients(outputs, cotangents, [(t, n) for t in unique for n in _nodes_of(t)])
     result = []

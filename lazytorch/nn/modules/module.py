@@ -74,6 +74,7 @@ def _converted(t: Tensor, dtype: dt.DType) -> None:
     The new value is a fresh buffer computed now, not a cast of the old node: autograd treats a
     leaf's former nodes as its own, so a graph reading the old node through a cast would count
     gradients twice."""
+    t._leave_storage()
     t._set_node(ir.buffer(t._value().astype(dtype.np_dtype)))
 
 
