@@ -9,6 +9,8 @@ Workloads:
   W4  the seed's linear regression step: nn.Linear(1, 1), 100 samples, SGD lr 0.01, MSE written out
       (`zero_grad(); y_pred = model(x); loss = (y_pred - y).pow(2).mean(); loss.backward(); step()`)
   W3  MLP 784-512-512-10, batch 128, ReLU, SGD lr 0.01, cross-entropy, one step
+  W6  an exponential moving average of a 10M-parameter model (three Linear layers), written with
+      `.data`: `e.data.mul_(0.999).add_(p.data, alpha=0.001)` for every parameter
 
 Besides steady-state step times it measures, in fresh subprocesses, the cold compile of the jitted
 MLP step (empty cache directory) and the time a new process with a warm disk cache takes to reach
@@ -75,7 +77,27 @@ def mlp_step(T, jit=None, batch=128):
     return lambda: fn(x, y)
 
 
-WORKLOADS = {"W4 linreg": linreg_step, "W3 mlp": mlp_step}
+def ema_step(T, jit=None):
+    """An EMA of a 10M-parameter model's weights, written with `.data` as training scripts do."""
+    T.manual_seed(0)
+    def make():
+        return T.nn.Sequential(T.nn.Linear(2048, 2048), T.nn.Linear(2048, 2048), T.nn.Linear(2048, 800))
+    model, ema = make(), make()
+    params, averages = list(model.parameters()), list(ema.parameters())
+
+    def step():
+        for e, p in zip(averages, params):
+            e.data.mul_(0.999).add_(p.data, alpha=0.001)
+
+    if jit:
+        return jit(step)
+    if T.__name__ == "lazytorch":               # eager: the update is computed at the next realization
+        from lazytorch._tensor import realize_tensors
+        return lambda: (step(), realize_tensors([]))
+    return step
+
+
+WORKLOADS = {"W4 linreg": linreg_step, "W3 mlp": mlp_step, "W6 ema": ema_step}
 
 
 def _variants(compile_torch: bool):
@@ -177,7 +199,7 @@ def main() -> None:
     parser.add_argument("--child")
     parser.add_argument("--threads", type=int, default=0,
                         help="BLAS/OpenMP/torch threads for every library (default: each library's own)")
-    parser.add_argument("--only", choices=["W4", "W3"], help="one workload (no fresh-process timings)")
+    parser.add_argument("--only", choices=["W4", "W3", "W6"], help="one workload (no fresh-process timings)")
     args = parser.parse_args()
     if args.threads:
         # before numpy/scipy/torch are imported: OpenBLAS (numpy's, scipy's) and OpenMP read these once

@@ -265,3 +265,33 @@ def writes_overlap(root_shape, steps) -> bool:
         return False
     shape, strides, _ = layout(root_shape, steps)
     return any(s == 0 and n > 1 for n, s in zip(shape, strides))
+
+
+_PARTIAL_OVERLAP_ERROR = ("unsupported operation: some elements of the input tensor and the written-to tensor refer "
+                          "to a single memory location. Please clone() the tensor before performing the operation.")
+
+
+def _dense_span(shape, strides, offset) -> Optional[tuple[int, int]]:
+    """[first, end) of the memory a view covers when it covers it densely (a contiguous block,
+    whatever the axis order), else None (torch calls the overlap of such views too hard to tell)."""
+    axes = sorted((s, n) for n, s in zip(shape, strides) if n != 1)
+    expected = 1
+    for s, n in axes:
+        if s != expected:
+            return None
+        expected *= n
+    return offset, offset + math.prod(shape)
+
+
+def partial_overlap(root_shape, written, read) -> bool:
+    """torch's check before an in-place op reads another alias of the memory it writes: the two
+    views cover some but not the same elements (the result would depend on the order of the loop)."""
+    a, b = layout(root_shape, written), layout(root_shape, read)
+    if a == b or math.prod(a[0]) == 0 or math.prod(b[0]) == 0:
+        return False
+    span_a, span_b = _dense_span(*a), _dense_span(*b)
+    if span_a is None or span_b is None:
+        return False
+    if span_a == span_b:
+        return a[1] != b[1]
+    return span_a[0] < span_b[1] and span_b[0] < span_a[1]

@@ -756,7 +756,14 @@ def realize_tensors(tensors: Sequence[Tensor]) -> None:
             _pending_leaves.discard(t)
             t._pending_updates = 0
             if t.is_leaf and t._node.op is not Op.BUFFER:
-                t._set_node(ir.buffer(t._node.realized))
+                node = t._node
+                if not t._requires_grad and node.inputs:
+                    # a graph may already read this node (an in-place op built on it before the
+                    # update that flushed it): cut the history behind it too, or a loop of chained
+                    # updates keeps every step's graph alive. Safe: no gradient flows through a
+                    # leaf that needs none (a value with history would have made it require grad)
+                    ir.forget_inputs(node)
+                t._set_node(ir.buffer(node.realized))
 
 
 def _as_tensor_like(value, ref: Tensor) -> Tensor:

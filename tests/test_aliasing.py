@@ -747,6 +747,77 @@ def test_jit_idiom_matches_torch(name):
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6, err_msg=f"item {i}")
 
 
+# -- steady-state loops: one program per step, bounded graphs ----------------------------------
+
+def _ema_setup(T):
+    model = T.nn.Sequential(T.nn.Linear(8, 16), T.nn.Linear(16, 4))
+    ema = T.nn.Sequential(T.nn.Linear(8, 16), T.nn.Linear(16, 4))
+    with T.no_grad():
+        for i, (e, p) in enumerate(zip(ema.parameters(), model.parameters())):
+            p.copy_(T.linspace(-1, 1, p.numel()).reshape(p.shape) * (i + 1))
+            e.zero_()
+    return model, ema
+
+
+def _ema_update(model, ema):
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.data.mul_(0.9).add_(p.data, alpha=0.1)
+
+
+def test_ema_with_data_is_one_program_per_step_and_matches_torch():
+    model, ema = _ema_setup(lazytorch)
+    tmodel, tema = _ema_setup(real_torch)
+    for _ in range(3):
+        _ema_update(model, ema)
+        lazytorch._tensor.realize_tensors([])
+    lazytorch.debug.reset_counters()
+    for _ in range(5):
+        _ema_update(model, ema)
+        lazytorch._tensor.realize_tensors([])
+    counts = lazytorch.debug.counters()
+    assert counts["graph_compiles"] == 0 and counts["kernel_compiles"] == 0
+    assert counts["cache_hits"] == 5                     # one schedule (one program) per step
+    assert counts["kernel_launches"] == 5 * 4            # one fused kernel per parameter
+    for _ in range(8):
+        _ema_update(tmodel, tema)
+    for e, te in zip(ema.parameters(), tema.parameters()):
+        np.testing.assert_allclose(e.detach().numpy(), te.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_graph_stays_bounded_over_10000_steps():
+    """A manual loop of `.data` updates that never reads a value: pending updates are computed in
+    bounded chains, and nothing keeps the old graphs alive."""
+    import gc
+    from compiler.ir import node as ir
+    w = lazytorch.zeros(4, requires_grad=True)
+    avg = lazytorch.zeros(4)
+    sizes = []
+    for step in range(10_000):
+        w.data.add_(1.0)
+        avg.mul_(0.5).add_(w.data, alpha=0.5)
+        if step % 2500 == 2499:
+            gc.collect()
+            sizes.append(len(ir._interned))
+    assert max(sizes) - min(sizes) < 50, sizes
+    np.testing.assert_allclose(w.detach().numpy(), 10_000.0)
+    np.testing.assert_allclose(avg.numpy(), 9_999.0, rtol=1e-6)
+
+
+@idiom
+def error_partial_overlap(torch):
+    x = torch.arange(6.)
+    return [_error(lambda: x[1:].copy_(x[:-1])), _error(lambda: x[1:].add_(x[:-1])), x]
+
+
+@idiom
+def full_overlap_and_disjoint_ok(torch):
+    x = torch.arange(6.)
+    x.add_(x)
+    x[3:].copy_(x[:3])
+    x.t().mul_(x)
+    return [x]
+
+
 # ---------------------------------------------------------------------------------------------
 
 def _to_numpy(value, module):
@@ -779,5 +850,7 @@ def test_idiom_matches_torch(name):
 
 def test_table_is_large():
     assert len(IDIOMS) >= 60
+
+
 
 
