@@ -284,6 +284,10 @@ def _vjp_atan2(node: Node, g: Node) -> Grads:
     return (mul(scale, b), neg(mul(scale, a)))
 
 
+def _vjp_replace(node: Node, g: Node) -> Grads:
+    return g, None
+
+
 def _vjp_where(node: Node, g: Node) -> Grads:
     cond, _, _ = node.inputs
     zero = zeros_like(g)
@@ -430,7 +434,7 @@ VJP_RULES: dict[Op, Rule] = {
     Op.LT: _vjp_none, Op.LE: _vjp_none, Op.GT: _vjp_none, Op.GE: _vjp_none, Op.EQ: _vjp_none,
     Op.NE: _vjp_none, Op.AND: _vjp_none, Op.OR: _vjp_none, Op.XOR: _vjp_none,
     # select
-    Op.WHERE: _vjp_where,
+    Op.WHERE: _vjp_where, Op.REPLACE: _vjp_replace,
     # reductions
     Op.SUM: _vjp_sum, Op.PROD: _vjp_prod, Op.MAX: _vjp_extremum_reduce,
     Op.MIN: _vjp_extremum_reduce, Op.ARGMAX: _vjp_none, Op.ARGMIN: _vjp_none,

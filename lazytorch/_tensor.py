@@ -385,7 +385,11 @@ class Tensor:
                 # a value with history written into memory this tensor views: torch makes it a
                 # non-leaf result of the write (CopySlices)
                 t._requires_grad, t._grad_fn = True, "CopySlices"
-            t._set_node(_alias_node(t, new_root))
+            new = _alias_node(t, new_root)
+            if self._detached and t._grad_fn is not None and not t._detached and t._requires_grad:
+                # written through .data/.detach(): the new value, but torch keeps t's history
+                new = ir.binary(Op.REPLACE, t._node, new)
+            t._set_node(new)
         if storage.exported:
             _flush_export(storage)
 

@@ -818,6 +818,19 @@ def full_overlap_and_disjoint_ok(torch):
     return [x]
 
 
+@idiom
+def detach_write_keeps_history(torch):
+    x = torch.tensor([1., 2., 3.], requires_grad=True)
+    y = x * 2
+    y.detach().zero_()
+    y[1:].detach().add_(5)
+    out = (y * torch.tensor([1., 2., 3.])).sum()
+    out.backward()
+    return [y.detach(), out.detach(), x.grad]
+
+
+
+
 # ---------------------------------------------------------------------------------------------
 
 def _to_numpy(value, module):
@@ -850,7 +863,3 @@ def test_idiom_matches_torch(name):
 
 def test_table_is_large():
     assert len(IDIOMS) >= 60
-
-
-
-

@@ -46,7 +46,7 @@ BINARY = {
     Op.MAXIMUM: "maximum({0}, {1})", Op.MINIMUM: "minimum({0}, {1})", Op.ATAN2: "np.arctan2({0}, {1})",
     Op.LT: "({0} < {1})", Op.LE: "({0} <= {1})", Op.GT: "({0} > {1})", Op.GE: "({0} >= {1})",
     Op.EQ: "({0} == {1})", Op.NE: "({0} != {1})", Op.AND: "({0} & {1})", Op.OR: "({0} | {1})",
-    Op.XOR: "({0} ^ {1})",
+    Op.XOR: "({0} ^ {1})", Op.REPLACE: "{1}",
 }
 
 

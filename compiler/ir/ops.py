@@ -68,6 +68,10 @@ class Op(Enum):
     AND = ("and", Family.BINARY)
     OR = ("or", Family.BINARY)
     XOR = ("xor", Family.BINARY)
+    # the second input's value, with the first input's history: its gradient flows to the first
+    # input unchanged (torch keeps a tensor's history when its memory is written through .data or
+    # .detach(): the new value, the old graph)
+    REPLACE = ("replace", Family.BINARY)
     # select
     WHERE = ("where", Family.TERNARY)
     # reductions: arg = tuple of reduced axes (kept as size 1)
