@@ -734,6 +734,23 @@ def jit_nonleaf_view_write_grad(torch, jit):
     return results
 
 
+@jit_idiom
+def jit_updates_numpy_shared_memory(torch, jit):
+    a = np.zeros(3, np.float32)
+    t = torch.from_numpy(a)
+    view = t[1:]
+
+    def f(x):
+        t.add_(x)
+        return t * 2
+
+    f = jit(f)
+    outs = [f(torch.ones(3) * (i + 1)) for i in range(3)]
+    b = t.numpy()
+    outs.append(f(torch.ones(3)))
+    return [*outs, a.copy(), b.copy(), view]
+
+
 def _identity(fn):
     return fn
 

@@ -151,6 +151,7 @@ class Specialization:
             n = _new_node(_BUFFER, (), shape, dtype, next(_buffer_ids), device)
             n.realized = array
             nodes.append(n)
+        shared = None
         for kind, owner, k, flags in self.installs:
             t = args[owner.arg] if owner.arg is not None else owner.obj
             if kind == "node":
@@ -165,7 +166,10 @@ class Specialization:
             else:       # "grad_none"
                 t.grad = None
             if kind in ("node", "grad_inplace") and t._storage is not None:
-                t._write(t._node, replayed=True)
+                shared = shared or []
+                shared.append(t)
+        for t in shared or ():              # after every install: a storage's root is installed too
+            t._write(t._node, replayed=True)
         if self.template is None:
             result = None
         else:
@@ -217,6 +221,7 @@ class Specialization:
             env[f"_os{k}"], env[f"_od{k}"], env[f"_dev{k}"] = shape, dtype, device
             lines += [f"    r{k} = _Node(_BUF, (), _os{k}, _od{k}, next(_ids), _dev{k})",
                       f"    r{k}.realized = o[{k}]"]
+        syncs = []
         for j, (kind, owner, k, _) in enumerate(self.installs):
             target = obj(owner, f"_i{j}")
             if kind == "grad_new":
@@ -233,8 +238,10 @@ class Specialization:
                           "    if t._requires_grad and (t._grad_fn is None or t._retains_grad):",
                           "        if ref is None: ref = _KeyedRef(t, _gt_remove, 0)",
                           f"        ref.key = id(r{k})",
-                          f"        _gtd[id(r{k})] = ref",
-                          "    if t._storage is not None: t._write(r" + str(k) + ", replayed=True)"]
+                          f"        _gtd[id(r{k})] = ref"]
+                syncs.append((target + (".grad" if kind == "grad_inplace" else ""), k))
+        for target, k in syncs:         # tensors sharing memory: their storage follows (after every install)
+            lines.append(f"    if {target}._storage is not None: {target}._write(r{k}, replayed=True)")
         if self.template is None:
             lines.append("    return None")
         else:
