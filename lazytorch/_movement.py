@@ -603,7 +603,9 @@ def getitem(input: Tensor, index):
             shape.append(x.shape[src])
             axis_map.append((kind, payload))
             src += 1
-    x = reshape(x, shape)
+    if tuple(shape) != tuple(x.shape):      # (torch names the view after the int index or None)
+        dropped = builtins.any(kind == "drop" for kind, _ in out_shape)
+        x = _reshape(x, tuple(shape), "select" if dropped else "unsqueeze", True)
     adv = [(i, p) for i, (kind, p) in enumerate(axis_map) if kind == "adv"]
     masks0 = [(i, p) for i, (kind, p) in enumerate(axis_map) if kind == "mask0"]
     for i, m in masks0:          # x[True] adds a unit axis; x[False] selects nothing
