@@ -491,6 +491,28 @@ def view_numpy_shares(torch):
     return [x, a.copy()]
 
 
+@idiom
+def parameter_shares_its_data(torch):
+    t = torch.zeros(3)
+    p = torch.nn.Parameter(t)
+    t.add_(1)
+    with torch.no_grad():
+        p.mul_(3)
+    return [p.detach(), t]
+
+
+@idiom
+def state_dict_shares_parameters(torch):
+    m = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        m.weight.fill_(1.)
+    sd = m.state_dict()
+    sd["bias"].zero_()
+    with torch.no_grad():
+        m.weight.mul_(2)
+    return [sd["weight"], m.bias.detach()]
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 def _error(fn):

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.ir import node as ir
-from lazytorch._tensor import Tensor, _pending_leaves
+import weakref
+
+from lazytorch._tensor import Tensor, _ensure_storage, _pending_leaves
 
 
 class Parameter(Tensor):
@@ -22,6 +24,10 @@ class Parameter(Tensor):
         if not isinstance(data, Tensor):
             raise TypeError(f"Parameter(): expected a Tensor as data, got {type(data).__name__}")
         self._init(data._node)
+        # the parameter is data's memory (torch: `Parameter(t)` shares t's storage)
+        storage = _ensure_storage(data)
+        self._storage, self._view = storage, data._view
+        storage.aliases.append(weakref.ref(self))
         if requires_grad:
             self.requires_grad_(True)
         if self._node.realized is None:

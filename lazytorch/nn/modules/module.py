@@ -570,10 +570,8 @@ class Module:
 
 
 def _detached(t: Tensor) -> Tensor:
-    """A tensor with t's value and no gradient. A computed value shares t's array through a new
-    buffer node (reading it costs nothing; `detach()` would be a node to compute, a copy kernel)."""
-    if t._node.realized is not None:
-        return Tensor._from_node(ir.buffer(t._node.realized, t._node.device))
+    """t's memory without its gradient (`detach()`, as torch's state_dict: writes to either show in
+    the other; a computed value is read through a buffer node sharing its array, no copy)."""
     return t.detach()
 
 
