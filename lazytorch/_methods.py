@@ -177,20 +177,9 @@ def _assign(self, result: Tensor, name: str) -> Tensor:
 Tensor._assign = _assign
 
 
-def _check_overlap(self: Tensor, operands) -> None:
-    """torch refuses an in-place op whose other operand is memory it partly writes."""
-    storage = self._storage
-    if storage is None:
-        return
-    for o in operands:
-        if isinstance(o, Tensor) and o._storage is storage and o is not self and \
-                _storage.partial_overlap(storage.root._node.shape, self._view, o._view):
-            raise RuntimeError(_storage._PARTIAL_OVERLAP_ERROR)
-
-
 def _inplace(fn, name):
     def method(self, *args, **kwargs):
-        _check_overlap(self, args)
+        _movement.check_overlap(self, args)
         return self._assign(fn(self, *args, **kwargs), name)
     method.__name__ = name
     return method
@@ -234,7 +223,7 @@ def fill_(self, value):
 def copy_(self, src, non_blocking=False):
     if not isinstance(src, Tensor):
         raise TypeError(f"copy_(): argument 'other' (position 1) must be Tensor, not {type(src).__name__}")
-    _check_overlap(self, (src,))
+    _movement.check_overlap(self, (src,))
     value = _movement.expand(src, self.shape) if src.shape != self.shape else src
     return self._assign(_ops._to(value, self.dtype) if value.dtype is not self.dtype else value, "copy_")
 

@@ -15,7 +15,7 @@ from compiler import dtypes as dt
 from compiler.ir import node as ir
 from compiler.ir.ops import Op
 from lazytorch import _ops
-from lazytorch._storage import view_strides
+from lazytorch._storage import _PARTIAL_OVERLAP_ERROR, partial_overlap, view_strides
 from lazytorch._tensor import (Number, Size, Tensor, _alias, _dtype_label, _expand_node, _normalize_dim,
                                _normalize_dims, broadcast_shapes, tensor)
 
@@ -651,6 +651,17 @@ def _advanced_index(x: Tensor, adv) -> Tensor:
     return _take_along(merged, first, linear)
 
 
+def check_overlap(written: Tensor, operands) -> None:
+    """torch refuses an in-place write whose other operand is memory it partly writes."""
+    storage = written._storage
+    if storage is None:
+        return
+    for o in operands:
+        if isinstance(o, Tensor) and o._storage is storage and o is not written and \
+                partial_overlap(storage.root._node.shape, written._view, o._view):
+            raise RuntimeError(_PARTIAL_OVERLAP_ERROR)
+
+
 def setitem(input: Tensor, index, value) -> None:
     """input[index] = value, as an in-place update of input's node (a lazy select)."""
     items = list(index) if isinstance(index, tuple) else [index]
@@ -665,6 +676,7 @@ def setitem(input: Tensor, index, value) -> None:
         input._assign(masked_fill(input, mask, value_t.reshape(())), "index_put")
         return
     region = getitem(input, index)        # checks the index as torch does, and gives the shape written
+    check_overlap(region if region._storage is input._storage else input, (value,))
     while value_t.dim() and value_t.shape[0] == 1:      # torch drops leading unit axes of the value
         value_t = value_t.reshape(value_t.shape[1:])
     if builtins.any(_is_advanced(it) for it in items):

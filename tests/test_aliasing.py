@@ -845,7 +845,14 @@ def test_graph_stays_bounded_over_10000_steps():
 @idiom
 def error_partial_overlap(torch):
     x = torch.arange(6.)
-    return [_error(lambda: x[1:].copy_(x[:-1])), _error(lambda: x[1:].add_(x[:-1])), x]
+    def shifted_setitem():
+        x[1:] = x[:-1]
+
+    def indexed_setitem():
+        x[torch.tensor([1, 2])] = x[:2]
+
+    return [_error(lambda: x[1:].copy_(x[:-1])), _error(lambda: x[1:].add_(x[:-1])), _error(shifted_setitem),
+            _error(indexed_setitem), x]
 
 
 @idiom
