@@ -32,7 +32,7 @@ def _stack(tensors: list[Tensor]) -> Tensor:
     if any(t.requires_grad for t in tensors):
         return lazytorch.stack(tensors)
     lazytorch.realize(*tensors)     # lazy samples are computed together, in one program
-    return lazytorch._creation._from_owned_array(np.stack([t.numpy() for t in tensors]))
+    return lazytorch._creation._from_owned_array(np.stack([t._value() for t in tensors]))
 
 
 def default_collate(batch: list) -> Any:

@@ -64,7 +64,7 @@ class TensorDataset(Dataset):
         index = np.asarray(indices, dtype=np.int64)
         lazytorch.realize(*(t for t in self.tensors if not t.requires_grad))
         return [t[lazytorch._creation._from_owned_array(index)] if t.requires_grad else
-                lazytorch._creation._from_owned_array(np.take(t.numpy(), index, axis=0)) for t in self.tensors]
+                lazytorch._creation._from_owned_array(np.take(t._value(), index, axis=0)) for t in self.tensors]
 
 
 class Subset(Dataset):
