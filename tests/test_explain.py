@@ -228,7 +228,7 @@ def test_reports_are_kept_not_the_functions():
         fn = step.__wrapped__
         model = weakref.ref(fn.__closure__[fn.__code__.co_freevars.index("model")].cell_contents)
         step()
-        del step
+        del step, fn
         gc.collect()
         assert model() is None
         assert len(reports) == 1 and reports[0].title == "jitted function make_step.<locals>.step"
