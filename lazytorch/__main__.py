@@ -6,9 +6,10 @@
     python -m lazytorch cache [info|clear]            the on-disk compile cache: where, how big; clear it
 """
 import sys
+from typing import Optional
 
 
-def main(argv: list[str] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     if argv is None:                    # the `lazytorch` console script calls main()
         argv = sys.argv[1:]
     if not argv or argv[0] in ("-h", "--help"):
