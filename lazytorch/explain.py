@@ -331,14 +331,15 @@ def _main_explain(argv: list[str]) -> int:
     finally:
         _ir.on_new_node = None
     print(f"\n##### lazytorch explain: {script} #####")
-    printed: dict[str, str] = {}            # driver source -> title of the report that showed it
+    shown: dict[str, str] = {}              # driver source -> title of the report that showed it
     for report in reports:
         print()
-        first = printed.setdefault(report.driver_source or report.title, report.title)
-        if first is report.title:
-            print(report)
+        key = report.driver_source or report.title
+        if key in shown:
+            print(f"== {report.title} ==\n(the same program as {shown[key]!r}: its compiled driver is reused)")
         else:
-            print(f"== {report.title} ==\n(the same program as {first!r}: its compiled driver is reused)")
+            shown[key] = report.title
+            print(report)
     if not reports:
         print("\n(no jitted function ran)")
     print()

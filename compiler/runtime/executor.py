@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -53,9 +54,10 @@ def launch_log(step, seconds: float, arrays) -> None:
     log(2, text)
 
 
-def run_timed(step, order: list[Node], inputs: list) -> np.ndarray:
+def run_timed(step, order: list[Node], inputs: list, profile: Optional[dict] = None) -> np.ndarray:
     """`run_step`, timed without the compile (or disk load) a first launch pays: that time is the
-    compile's, logged with it. Logged at LAZYTORCH_DEBUG>=2 and added to `counters.profile`."""
+    compile's, logged with it. Logged at LAZYTORCH_DEBUG>=2, added to `profile` (`counters.profile`
+    for kernels run outside a program's driver)."""
     if isinstance(step, KernelStep) and math.prod(step.kernel.out_shape) and eager.runner(step, order) is None:
         kernel_function(step)           # (a Numba dispatcher: compiled at its first call, timed apart)
     compiling = _counters.compile_seconds[0]
@@ -64,7 +66,6 @@ def run_timed(step, order: list[Node], inputs: list) -> np.ndarray:
     seconds = max(0.0, time.perf_counter() - start - (_counters.compile_seconds[0] - compiling))
     if debug_level() >= 2:
         launch_log(step, seconds, inputs + [result])
-    profile = _counters.profile
     if profile is not None and isinstance(step, KernelStep):
         entry = profile.setdefault(step.name, [0, 0.0])
         entry[0] += 1
@@ -93,11 +94,12 @@ def run_step(step, order: list[Node], inputs: list) -> np.ndarray:
 
 def execute(schedule: Schedule, order: list[Node]) -> None:
     """Run every step; each produced node gets its value in `node.realized`."""
-    run = run_timed if debug_level() >= 2 or _counters.profile is not None else run_step
+    profile = _counters.profile
+    timed = debug_level() >= 2 or profile is not None
     for step in schedule.steps:
         node = order[step.output]
         inputs = [order[i].realized for i in step.inputs]
-        result = run(step, order, inputs)
+        result = run_timed(step, order, inputs, profile) if timed else run_step(step, order, inputs)
         if isinstance(step, KernelStep) and step.kernel.out_dtype is dtypes.float16:
             with np.errstate(over="ignore"):        # overflow gives inf, as in torch
                 result = result.astype(np.float16)
