@@ -66,3 +66,13 @@ def test_compile_notice_once_on_a_cold_cache_never_on_a_warm_one(tmp_path):
     assert "[lazytorch]" not in warm, warm
     quiet = run([str(script)], tmp_path / "cache2", LAZYTORCH_DEBUG="0").stderr
     assert "[lazytorch]" not in quiet, quiet
+
+
+def test_compile_worker_starts_without_a_warning(tmp_path):
+    # started as `python -m compiler.runtime.workers`, a worker printed runpy's RuntimeWarning (the
+    # module is imported by its own package first) onto the user's terminal, inside the progress bar
+    from compiler.runtime import workers
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS="default")
+    out = subprocess.run([sys.executable, *workers.COMMAND], input=b"", capture_output=True, env=env,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0 and out.stderr == b"" and out.stdout == b"", out.stderr

@@ -33,6 +33,8 @@ MIN_LINES = 200
 """Drivers shorter than this are compiled in this process (a worker's round trip costs more)."""
 
 Job = tuple[str, list[tuple[str, str]]]         # (module header, [(function name, its source)])
+COMMAND = ["-c", "from compiler.runtime.workers import _serve; _serve()"]
+"""A worker's Python arguments (see the module docstring for why not `-m`)."""
 
 
 def compile_functions(header: str, functions: list[tuple[str, str]]) -> list[tuple[str, bytes]]:
@@ -87,8 +89,8 @@ class _Worker:
         root = str(Path(__file__).resolve().parents[2])         # the directory holding `compiler`
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from compiler.runtime.workers import _serve; _serve()"], env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None if debug_level() >= 1 else subprocess.DEVNULL)
+            [sys.executable, *COMMAND], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=None if debug_level() >= 1 else subprocess.DEVNULL)
         self.lock = threading.Lock()
 
     def run(self, job: Job, share: list[int], results: dict) -> None:
