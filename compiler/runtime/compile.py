@@ -19,7 +19,7 @@ from compiler.runtime import diskcache, notice
 from compiler.runtime.counters import compile_seconds, counters, debug_level, log
 
 _functions: dict[str, Callable] = {}          # source -> dispatcher
-compile_log: list[tuple[str, float, bool]] = []     # (name, seconds, disk cache hit) of every compile, for explain
+compile_log: list[tuple[str, float, bool]] = []     # (name, seconds, disk cache hit) of each, for explain
 _cache_dir: dict[Path, Path] = {}
 
 
