@@ -10,27 +10,39 @@ dicts and lists (no printing here; the front-end renders them).
   nodes fused into it, the reason its output is a kernel boundary (`Schedule.reasons`), its
   inputs and output with shapes and dtypes, and for kernels the generated source.
 * `KERNELS` records every kernel planned in this process with the shapes and dtypes of its
-  buffers, so `lazytorch.dump_kernels` can write runnable harnesses for all of them.
+  buffers, so `lazytorch.dump_kernels` can write runnable harnesses for all of them, and why its
+  output is a kernel boundary; with `ORIGINS` filled (by whoever sets `compiler.ir.node.on_new_node`:
+  `python -m lazytorch explain`), also where the user's code built that output.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Optional
 
+from compiler.autodiff import describe
 from compiler.ir.node import Node, const_value
 from compiler.ir.ops import Family, Op
 from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
 
 KERNELS: dict[str, dict] = {}
-"""kernel name -> {source, inputs: [(shape, dtype name)], output: (shape, dtype name)}."""
+"""kernel name -> {source, inputs: [(shape, dtype name)], output: (shape, dtype name), reason,
+origin: (file, line) or None, grad: gradient origin text or None, grad_of: (file, line) or None}."""
+
+ORIGINS: "weakref.WeakKeyDictionary[Node, tuple[str, int]]" = weakref.WeakKeyDictionary()
+"""node -> (file, line) of the code that built it, while a caller records them (empty otherwise)."""
 
 
-def record(step: KernelStep, order: list[Node]) -> None:
-    """Remember a planned kernel's buffers (called by `compiler.realize.plan`)."""
+def record(step: KernelStep, order: list[Node], reason: str = "") -> None:
+    """Remember a planned kernel's buffers, boundary reason and origin (called by
+    `compiler.realize.plan`)."""
     if step.name not in KERNELS:
         node = order[step.output]
+        forward = node.origin[0] if node.origin is not None else None
         KERNELS[step.name] = {"source": step.source,
                               "inputs": [(order[i].shape, order[i].dtype.name) for i in step.inputs],
-                              "output": (node.shape, node.dtype.name)}
+                              "output": (node.shape, node.dtype.name), "reason": reason,
+                              "origin": ORIGINS.get(node), "grad": describe(node),
+                              "grad_of": None if forward is None else ORIGINS.get(forward)}
 
 
 def _arg_text(node: Node) -> str:

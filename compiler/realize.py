@@ -51,7 +51,7 @@ def plan(targets: list[Node]) -> tuple[Schedule, list[Node]]:
         if isinstance(step, KernelStep):
             step.name, step.source = generate(step.kernel)
             step.function = None        # compiled when first run alone (a driver inlines the source)
-            inspect.record(step, order)
+            inspect.record(step, order, schedule.reasons.get(step.output, ""))
     _schedules[key] = schedule
     if len(_schedules) > MAX_CACHED_SCHEDULES:
         _schedules.popitem(last=False)

@@ -76,17 +76,29 @@ def train(model, x_train, y_train, x_test, y_test, epochs: int, lr: float, plot:
 
 
 def _plot(history, path: str) -> None:
+    figure(history).savefig(path)
+    print(f"wrote {path}")
+
+
+def figure(history):
+    """Train loss (left axis) and test accuracy (right axis) per epoch; the legend sits above the
+    plot, where it covers neither the curves nor either axis's tick labels."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     losses, accuracies = zip(*history)
+    epochs = range(1, len(history) + 1)
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(losses, label="train loss")
+    (loss_line,) = ax.plot(epochs, losses, color="tab:blue", label="train loss")
     ax.set_xlabel("epoch")
-    ax2 = ax.twinx()
-    ax2.plot(accuracies, color="tab:orange", label="test accuracy")
-    fig.legend(loc="center right")
+    ax.set_ylabel("train loss (cross-entropy)", color="tab:blue")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right = ax.twinx()
+    (accuracy_line,) = right.plot(epochs, accuracies, color="tab:orange", label="test accuracy")
+    right.set_ylabel("test accuracy", color="tab:orange")
+    ax.legend(handles=[loss_line, accuracy_line], loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
+              frameon=False)
     fig.tight_layout()
-    fig.savefig(path)
-    print(f"wrote {path}")
+    return fig

@@ -1,13 +1,17 @@
 """`python -m lazytorch ...`: command-line tools.
 
-    python -m lazytorch explain SCRIPT.py [ARGS...]   run a script, print the kernels its jitted
-                                                      functions generated (IR, fusion, sources)
+    python -m lazytorch explain SCRIPT.py [ARGS...]   run a script, then print the programs of its
+                                                      jitted functions (IR, fusion, sources) and
+                                                      the kernels it ran outside them
     python -m lazytorch cache [info|clear]            the on-disk compile cache: where, how big; clear it
 """
 import sys
+from typing import Optional
 
 
-def main(argv: list[str]) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
+    if argv is None:                    # the `lazytorch` console script calls main()
+        argv = sys.argv[1:]
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2

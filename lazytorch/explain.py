@@ -17,7 +17,9 @@ would) but computes nothing.
 from __future__ import annotations
 
 import json
+import linecache
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -25,6 +27,8 @@ from typing import Optional
 import numpy as np
 
 from compiler import inspect as _inspect
+from compiler.ir import node as _ir
+from compiler.runtime import counters as _counters
 from compiler.runtime.compile import load_kernel as _load_kernel
 from compiler.runtime.driver import Program
 
@@ -304,27 +308,105 @@ def dump_kernels(directory) -> list[Path]:
 
 
 def _main_explain(argv: list[str]) -> int:
-    """`python -m lazytorch explain script.py [args]`: run the script, then print the programs its
-    jitted functions compiled (or, if it jits nothing, every kernel it generated)."""
+    """`python -m lazytorch explain script.py [args]`: run the script, then print the program of
+    every jitted function it ran (wherever it was defined, and whether or not it is still alive),
+    and the kernels it ran outside them, in the order they first ran. A script that calls
+    `sys.exit` still gets its report, then exits with its code."""
     import runpy
-    from lazytorch._jit import jitted_functions
+    from lazytorch._jit import keep_reports
     if not argv:
         print("usage: python -m lazytorch explain SCRIPT.py [ARGS...]", file=sys.stderr)
         return 2
     script = argv[0]
     sys.argv = list(argv)
     sys.path.insert(0, str(Path(script).resolve().parent))
-    runpy.run_path(script, run_name="__main__")
-    specs = [s for f in jitted_functions() for s in f.specializations]
+    reports = keep_reports()
+    _counters.profile = {}
+    _ir.on_new_node = _note_origin
+    exited = None
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as e:
+        exited = e
+    finally:
+        _ir.on_new_node = None
     print(f"\n##### lazytorch explain: {script} #####")
-    if specs:
-        for spec in specs:
-            print()
-            print(Report.of_specialization(spec))
-        return 0
-    print(f"(no jitted function ran; the {len(_inspect.KERNELS)} kernels the script generated follow)")
-    for name, info in sorted(_inspect.KERNELS.items()):
-        ins = ", ".join(f"{d}{list(s)}" for s, d in info["inputs"])
-        print(f"\n-- kernel {name}: output {info['output'][1]}{list(info['output'][0])}; inputs {ins} --")
-        print(info["source"].rstrip())
+    shown: dict[str, str] = {}              # driver source -> title of the report that showed it
+    for report in reports:
+        print()
+        key = report.driver_source or report.title
+        if key in shown:
+            print(f"== {report.title} ==\n(the same program as {shown[key]!r}: its compiled driver is reused)")
+        else:
+            shown[key] = report.title
+            print(report)
+    if not reports:
+        print("\n(no jitted function ran)")
+    print()
+    print(_eager_kernels(_counters.profile))
+    if exited is not None:
+        sys.stdout.flush()
+        raise exited
     return 0
+
+
+# where the user's code built each node, noted while the CLI runs a script: the first frame outside
+# lazytorch/ and compiler/ (and outside generated code, "<...>") that is building a node
+_INTERNAL = tuple(str(_ROOT / package) + os.sep for package in ("lazytorch", "compiler"))
+
+
+def _note_origin(node, _getframe=sys._getframe, _internal=_INTERNAL, _origins=_inspect.ORIGINS) -> None:
+    frame = _getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not name.startswith(_internal) and not name.startswith("<"):
+            _origins[node] = (name, frame.f_lineno)
+            return
+        frame = frame.f_back
+
+
+def _where(origin) -> str:
+    """`file:line  source text` of an origin (the file relative to the working directory)."""
+    name, line = origin
+    try:
+        shown = os.path.relpath(name)
+        if shown.startswith(".."):
+            shown = name
+    except ValueError:
+        shown = name
+    text = linecache.getline(name, line).strip()
+    return f"{shown}:{line}" + (f"  {text}" if text else "")
+
+
+def _eager_kernels(profile: dict) -> str:
+    """The kernels run outside jitted functions, in the order they first ran: each with where its
+    output was built, why it is a kernel, its launches, their time and its compile time."""
+    from compiler.runtime.compile import compile_log
+    compiles: dict[str, str] = {}
+    for name, seconds, hit in compile_log:
+        # (a kernel run on its own is the native function n_<kernel>_<digest>)
+        kernel = name[2:name.rindex("_")] if name.startswith("n_k_") else name
+        compiles[kernel] = f"{'loaded from the disk cache' if hit else 'compiled'} in {seconds * 1e3:.1f} ms"
+    names = [name for name in profile if name in _inspect.KERNELS]
+    launches = sum(profile[name][0] for name in names)
+    seconds = sum(profile[name][1] for name in names)
+    out = [f"-- kernels run outside jitted functions, in the order they first ran: {len(names)} kernels, "
+           f"{launches} launches, {seconds * 1e3:.1f} ms (compiles not counted) --"]
+    for k, name in enumerate(names, 1):
+        info = _inspect.KERNELS[name]
+        count, total = profile[name]
+        ins = ", ".join(f"{d}{list(s)}" for s, d in info["inputs"])
+        out += ["", f"[{k}] {name}: output {info['output'][1]}{list(info['output'][0])}; inputs {ins}"]
+        if info.get("origin"):
+            out.append(f"    made at: {_where(info['origin'])}")
+        if info.get("grad"):
+            forward = f", forward op at {_where(info['grad_of'])}" if info.get("grad_of") else ""
+            out.append(f"    gradient: {info['grad']}{forward}")
+        if info.get("reason"):
+            out.append(f"    boundary: {info['reason']}")
+        launches = f"1 ({total * 1e6:.1f} us)" if count == 1 else \
+            f"{count}, {total * 1e6:.1f} us in all ({total / count * 1e6:.1f} us each)"
+        compiled = compiles.get(name)
+        out.append(f"    launches: {launches}" + (f"; {compiled}" if compiled else ""))
+        out += ["    " + line if line else "" for line in info["source"].rstrip().splitlines()]
+    return "\n".join(out)

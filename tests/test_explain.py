@@ -98,10 +98,13 @@ def test_explain_a_plain_function_and_a_tensor():
     assert "already computed" in lt.explain(lt.ones(2).realize()).title
 
 
-def debug_run(level: str, tmp_path: Path) -> str:
+def debug_run(level: str, tmp_path: Path, cache=None) -> str:
     script = tmp_path / "debug_script.py"
-    script.write_text("import lazytorch as lt\nx = lt.ones(7, 3)\nprint((x * 3 + 1).sum(1).tolist())\n")
+    script.write_text("import lazytorch as lt\nx = lt.ones(7, 3)\nprint((x * 3 + 1).sum(1).tolist())\n"
+                      "print((lt.ones(512, 512) * 3 + 1).tolist()[0][0])\n")
     env = dict(os.environ, LAZYTORCH_DEBUG=level, PYTHONPATH=str(ROOT))
+    if cache is not None:
+        env["LAZYTORCH_CACHE_DIR"] = str(cache)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     return out.stderr
@@ -112,8 +115,17 @@ def test_debug_levels(tmp_path):
     # (a kernel run on its own is a native function named after it: n_k_loop_...)
     assert re.search(r"(compiled|loaded) (n_)?k_loop_\w+ in [\d.]+ ms \((cache miss|disk cache hit)\)", one)
     assert "launch" not in one
-    two = debug_run("2", tmp_path)
-    assert re.search(r"launch k_loop_\w+: [\d.]+ us, [\d.]+ GB/s", two)
+    # a cold cache: each kernel's first launch compiles it, and the launch's time leaves that out
+    two = debug_run("2", tmp_path, cache=tmp_path / "cold")
+    compiles = [float(ms) for ms in re.findall(r"compiled (?:n_)?k_loop_\w+ in ([\d.]+) ms \(cache miss\)", two)]
+    launches = re.findall(r"launch k_loop_\w+: ([\d.]+) us(, [\d.]+ GB/s)?\n", two)
+    assert len(compiles) == len(launches) == 2, two
+    for compile_ms, (launch_us, _) in zip(compiles, launches):
+        assert float(launch_us) < compile_ms * 1000 / 4, two
+    # bandwidth only where a launch moves enough memory for it to mean something: 7x3 floats do not,
+    # the 512x512 map (a parallel kernel, run through its Numba dispatcher) does
+    assert launches[0][1] == "" and launches[1][1].startswith(", "), two
+    assert "0.00 GB/s" not in two
     three = debug_run("3", tmp_path)
     assert re.search(r"source of (n_)?k_loop_", three) and re.search(r"@numba\.(njit|cfunc)", three)
 
@@ -145,3 +157,81 @@ def test_cli_explain(tmp_path):
     assert "trained" in out.stdout
     assert "== jitted function step ==" in out.stdout and "-- kernel k_loop_" in out.stdout
     assert "boundary:" in out.stdout
+
+
+CLI_SCRIPT = """\
+import sys
+import lazytorch as torch
+
+
+def train():
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.ones(8, 4), torch.zeros(8, 2)
+
+    @torch.jit
+    def step():
+        opt.zero_grad()
+        loss = (model(x) - y).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(3):
+        step()
+    return model
+
+
+model = train()
+for _ in range(2):
+    out = (model(torch.ones(3, 4)) * 2).relu().sum()
+    print("result", out.item())
+sys.exit(3)
+"""
+
+
+def test_cli_explain_local_jitted_function_eager_kernels_and_sys_exit(tmp_path):
+    # `step` is defined inside train() and gone when the report is printed; the script then runs
+    # eager kernels and ends with sys.exit(3): all of it is reported, then the script's code returned
+    script = tmp_path / "local_train.py"
+    script.write_text(CLI_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", "lazytorch", "explain", str(script)], capture_output=True,
+                         text=True, env=env, timeout=300, cwd=tmp_path)
+    assert out.returncode == 3, out.stderr
+    report = out.stdout
+    assert len(re.findall(r"^result ", report, re.M)) == 2 and "##### lazytorch explain" in report
+    assert "== jitted function train.<locals>.step ==" in report and "no jitted function ran" not in report
+    assert "-- kernel k_loop_" in report
+    # the kernels run outside the jitted function, in the order they ran, each with the line that
+    # built its output, its boundary reason, and its launches
+    eager = report[report.index("-- kernels run outside jitted functions"):]
+    kernels = re.findall(r"^\[(\d+)\] (k_\w+): output", eager, re.M)
+    assert [int(k) for k, _ in kernels] == list(range(1, len(kernels) + 1)) and kernels
+    assert eager.count("    made at: local_train.py:25  out = (model(torch.ones(3, 4)) * 2).relu().sum()") == len(kernels)
+    assert eager.count("    boundary: ") == len(kernels)
+    assert re.findall(r"    launches: 2, [\d.]+ us in all \([\d.]+ us each\)", eager)
+    assert "Traceback" not in out.stderr and "Warning" not in out.stderr
+
+
+def test_reports_are_kept_not_the_functions():
+    # what the CLI turns on: every specialization's report is kept while the jitted function (and
+    # the model and optimizer its closure holds) dies with its scope
+    import gc
+    import weakref
+    from lazytorch import _jit
+
+    before = _jit._reports
+    reports = _jit.keep_reports()
+    try:
+        step = make_step()
+        fn = step.__wrapped__
+        model = weakref.ref(fn.__closure__[fn.__code__.co_freevars.index("model")].cell_contents)
+        step()
+        del step, fn
+        gc.collect()
+        assert model() is None
+        assert len(reports) == 1 and reports[0].title == "jitted function make_step.<locals>.step"
+        assert "-- kernel k_loop_" in str(reports[0])
+    finally:
+        _jit._reports = before

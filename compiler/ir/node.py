@@ -14,7 +14,7 @@ import functools
 import itertools
 import math
 import weakref
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -38,6 +38,10 @@ class _InternRef(weakref.ref):
 
 
 _buffer_ids = itertools.count()
+
+on_new_node: Optional[Callable[["Node"], None]] = None
+"""When set, called with every computed node `_make` creates (`python -m lazytorch explain` notes
+the user's line that built it). None otherwise: graph building then pays one test per new node."""
 
 
 class Node:
@@ -83,6 +87,8 @@ def _make(op: Op, inputs: tuple[Node, ...], shape: Shape, dtype: DType, arg: Any
         ref = _InternRef(node, _drop_interned)
         ref.key = key
         _interned[key] = ref
+        if on_new_node is not None:
+            on_new_node(node)
     return node
 
 

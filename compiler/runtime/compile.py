@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from compiler.runtime import diskcache
-from compiler.runtime.counters import counters, debug_level, log
+from compiler.runtime import diskcache, notice
+from compiler.runtime.counters import compile_seconds, counters, debug_level, log
 
 _functions: dict[str, Callable] = {}          # source -> dispatcher
-compile_log: list[tuple[str, float]] = []     # (kernel name, seconds) of every compile, for explain
+compile_log: list[tuple[str, float, bool]] = []     # (name, seconds, disk cache hit) of each, for explain
 _cache_dir: dict[Path, Path] = {}
 
 
@@ -71,22 +71,28 @@ def compiled(fn, first_call: Callable[[], object]):
     """Run `first_call` (which compiles `fn` or loads it from Numba's disk cache), count which, log it."""
     hits_before = sum(fn._cache_hits.values())
     start = time.perf_counter()
-    result = first_call()
-    record_compile(fn.__name__, time.perf_counter() - start, sum(fn._cache_hits.values()) > hits_before)
+    with notice.compiling(f"kernel {fn.__name__}") as wait:
+        result = first_call()
+        hit = sum(fn._cache_hits.values()) > hits_before
+        wait.missed = not hit
+    record_compile(fn.__name__, time.perf_counter() - start, hit)
     return result
 
 
 def record_compile(name: str, seconds: float, hit: bool) -> None:
     """Count, keep and log one compile (or load from the disk cache)."""
     counters["disk_cache_hits" if hit else "kernel_compiles"] += 1
-    compile_log.append((name, seconds))
+    compile_seconds[0] += seconds
+    compile_log.append((name, seconds, hit))
     log(1, f"{'loaded' if hit else 'compiled'} {name} in {seconds * 1e3:.1f} ms "
            f"({'disk cache hit' if hit else 'cache miss'})")
 
 
 def call(fn, args) -> None:
-    """Run a kernel; its first call compiles it (or loads it from Numba's disk cache): count which."""
-    if fn.signatures:
-        fn(*args)
-        return
-    compiled(fn, lambda: fn(*args))
+    """Run a kernel; before its first call, compile it (or load it from Numba's disk cache) for
+    these arguments' types and count which (compiled apart from the run, so that the compile's time
+    is not the launch's, nor the launch's the compile's)."""
+    if not fn.signatures:
+        from numba import typeof            # (imported already: `fn` is a Numba dispatcher)
+        compiled(fn, lambda: fn.compile(tuple(typeof(a) for a in args)))
+    fn(*args)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from typing import Callable, Optional
 
 import numpy as np
@@ -36,7 +35,7 @@ from compiler.passes.views import ShapeTracker, View
 from compiler.runtime import blas as blas_threads
 from compiler.runtime import native, native_source
 from compiler.runtime.counters import log
-from compiler.runtime.executor import for_kernel, launch_log, run_step
+from compiler.runtime.executor import for_kernel, run_step, run_timed
 
 BLAS_DTYPES = ("float32", "float64")
 SMALL_MATMUL = 4096
@@ -117,12 +116,10 @@ class Program:
         values: dict[int, np.ndarray] = {}
         for node, array in zip(self.args, list(arrays) + self.constants):
             values[id(node)] = for_kernel(np.asarray(array))
+        run = run_timed if timed else run_step
         for step in self.schedule.steps:
-            start = time.perf_counter()
             inputs = [values[id(self.order[i])] for i in step.inputs]
-            result = values[id(self.order[step.output])] = run_step(step, self.order, inputs)
-            if timed:
-                launch_log(getattr(step, "name", "matmul"), time.perf_counter() - start, inputs + [result])
+            values[id(self.order[step.output])] = run(step, self.order, inputs)
         outs = tuple(values[id(n)].reshape(n.shape) for n in self.outputs)
         if self._f16_out:
             outs = tuple(o.astype(np.float16) if k in self._f16_out else o for k, o in enumerate(outs))
@@ -137,7 +134,10 @@ class Program:
             log(0, f"no CBLAS found: running {self.name} step by step")
             self.stepwise = True
             return self.run_steps
-        segments = native_source.obtain(self.name, self._header, self._functions)
+        kernels = sum(isinstance(step, KernelStep) for step in self.schedule.steps)
+        what = (f"one program of {_count(kernels, 'kernel')} and {_count(len(self.schedule.steps) - kernels, 'matmul')}"
+                f" in {_count(len(self._functions), 'segment')}")
+        segments = native_source.obtain(self.name, self._header, self._functions, what)
         if segments is None:
             self.stepwise = True
             return self.run_steps
@@ -272,6 +272,10 @@ class Program:
         self._functions = [(segment, native_source.function(segment, body, fastmath[0]))
                            for segment, body in zip(self.segments, bodies)]
         return name, "\n\n\n".join([self._header, *(text for _, text in self._functions)])
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _compute_np(dtype) -> np.dtype:

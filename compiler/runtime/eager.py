@@ -55,7 +55,8 @@ def _build(step: KernelStep, order: list[Node]) -> Optional[Callable]:
     digest = hashlib.sha1("\n".join([abi, *prologue, *body]).encode()).hexdigest()[:16]
     name = f"n_{step.name}_{digest}"
     head = native_source.header(f"kernel {step.name}, run on its own", abi, imports)
-    functions = native_source.obtain(name, head, [(name, native_source.function(name, prologue + body, fastmath))])
+    functions = native_source.obtain(name, head, [(name, native_source.function(name, prologue + body, fastmath))],
+                                     f"kernels for eager operations, now {step.name}")
     if functions is None:
         return None
     function = functions[0]

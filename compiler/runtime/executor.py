@@ -1,8 +1,10 @@
 """Run a schedule: launch each kernel or library call in order over numpy buffers."""
 from __future__ import annotations
 
+import math
 import os
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -13,6 +15,7 @@ from compiler.ir.ops import Op
 from compiler.passes.fusion import KernelStep, MatmulStep, Schedule
 from compiler.passes.views import View
 from compiler.runtime import blas, eager
+from compiler.runtime import counters as _counters
 from compiler.runtime.compile import call, kernel_function
 from compiler.runtime.counters import counters, debug_level, log
 
@@ -36,10 +39,38 @@ def for_kernel(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float32) if array.dtype == np.float16 else array
 
 
-def launch_log(name: str, seconds: float, arrays) -> None:
-    """LAZYTORCH_DEBUG>=2: one line per kernel launch or library call, with its time and GB/s."""
+BANDWIDTH_MIN_BYTES = 1 << 20
+"""A launch's GB/s is printed only when it moves at least this much: below, the call's fixed cost
+(a few microseconds) is most of its time, and "0.00 GB/s" says nothing about the kernel."""
+
+
+def launch_log(step, seconds: float, arrays) -> None:
+    """LAZYTORCH_DEBUG>=2: one line per kernel launch or library call, with its time, and for a
+    kernel that moves enough memory its bandwidth (a matmul's time is arithmetic, not memory)."""
+    text = f"launch {getattr(step, 'name', 'matmul')}: {seconds * 1e6:.1f} us"
     moved = sum(a.nbytes for a in arrays)
-    log(2, f"launch {name}: {seconds * 1e6:.1f} us, {moved / max(seconds, 1e-9) / 1e9:.2f} GB/s")
+    if isinstance(step, KernelStep) and moved >= BANDWIDTH_MIN_BYTES:
+        text += f", {moved / max(seconds, 1e-9) / 1e9:.2f} GB/s"
+    log(2, text)
+
+
+def run_timed(step, order: list[Node], inputs: list, profile: Optional[dict] = None) -> np.ndarray:
+    """`run_step`, timed without the compile (or disk load) a first launch pays: that time is the
+    compile's, logged with it. Logged at LAZYTORCH_DEBUG>=2, added to `profile` (`counters.profile`
+    for kernels run outside a program's driver)."""
+    if isinstance(step, KernelStep) and math.prod(step.kernel.out_shape) and eager.runner(step, order) is None:
+        kernel_function(step)           # (a Numba dispatcher: compiled at its first call, timed apart)
+    compiling = _counters.compile_seconds[0]
+    start = time.perf_counter()
+    result = run_step(step, order, inputs)
+    seconds = max(0.0, time.perf_counter() - start - (_counters.compile_seconds[0] - compiling))
+    if debug_level() >= 2:
+        launch_log(step, seconds, inputs + [result])
+    if profile is not None and isinstance(step, KernelStep):
+        entry = profile.setdefault(step.name, [0, 0.0])
+        entry[0] += 1
+        entry[1] += seconds
+    return result
 
 
 def run_step(step, order: list[Node], inputs: list) -> np.ndarray:
@@ -63,17 +94,15 @@ def run_step(step, order: list[Node], inputs: list) -> np.ndarray:
 
 def execute(schedule: Schedule, order: list[Node]) -> None:
     """Run every step; each produced node gets its value in `node.realized`."""
-    timed = debug_level() >= 2
+    profile = _counters.profile
+    timed = debug_level() >= 2 or profile is not None
     for step in schedule.steps:
-        start = time.perf_counter() if timed else 0.0
         node = order[step.output]
         inputs = [order[i].realized for i in step.inputs]
-        result = run_step(step, order, inputs)
+        result = run_timed(step, order, inputs, profile) if timed else run_step(step, order, inputs)
         if isinstance(step, KernelStep) and step.kernel.out_dtype is dtypes.float16:
             with np.errstate(over="ignore"):        # overflow gives inf, as in torch
                 result = result.astype(np.float16)
-        if timed:
-            launch_log(getattr(step, "name", "matmul"), time.perf_counter() - start, inputs + [result])
         node.realized = result
         if node.op is Op.DETACH:
             forget_inputs(node)

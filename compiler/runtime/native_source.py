@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from compiler.codegen.numba_cpu import FASTMATH_OPTION, HELPERS_HASH
-from compiler.runtime import diskcache, native, workers
+from compiler.runtime import diskcache, native, notice, workers
 from compiler.runtime.compile import cache_dir, load_module, record_compile
 from compiler.runtime.counters import counters, debug_level, log
 
@@ -112,10 +112,10 @@ def abi(blas_int_bits: Optional[int]) -> str:
            f"blas ints {blas_int_bits or '-'} bits"
 
 
-def obtain(name: str, head: str, functions: list[tuple[str, str]]) -> Optional[list[Callable]]:
+def obtain(name: str, head: str, functions: list[tuple[str, str]], what: str = "") -> Optional[list[Callable]]:
     """Callables for the native `functions` ((name, source text) each) under `head`, in order:
     loaded in this process before, loaded from the disk cache, or compiled (then stored). None if
-    Numba cannot compile them (logged)."""
+    Numba cannot compile them (logged). `what` names them in the first-run notice."""
     entry = _loaded.get(name)
     if entry is not None:
         counters["cache_hits"] += 1
@@ -123,7 +123,10 @@ def obtain(name: str, head: str, functions: list[tuple[str, str]]) -> Optional[l
         source = "\n\n\n".join([head, *(text for _, text in functions)])
         if debug_level() >= 3:
             log(3, f"source of {name}:\n{source}")
-        entry = _from_disk(name, source) or _compile(name, source, head, functions)
+        entry = _from_disk(name, source)
+        if entry is None:
+            with notice.compiling(what or name):
+                entry = _compile(name, source, head, functions)
         if entry is None:
             return None
         _loaded[name] = entry

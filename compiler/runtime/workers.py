@@ -4,9 +4,12 @@ rest, and send back object code.
 Numba compiles one function at a time and holds the GIL while it does, so the segments of a large
 driver (a CNN training step has ~17) compile one after the other in one process. Each segment is an
 independent `cfunc` whose object code `compiler.runtime.native` can load, so they can as well be
-compiled elsewhere: a worker is a long-lived `python -m compiler.runtime.workers` process (started
-at the first driver worth sharing, ~0.7 s to import Numba, then reused) that reads jobs on stdin and
-answers on stdout. The calling process gives each worker a share of the segments (largest first,
+compiled elsewhere: a worker is a long-lived Python process running `_serve` (started at the first
+driver worth sharing, ~0.7 s to import Numba, then reused) that reads jobs on stdin and answers on
+stdout. It is started with `-c`, not `-m compiler.runtime.workers`: importing the `compiler` package
+imports this module, and runpy then warns (RuntimeWarning, on the user's terminal) that the module
+it is about to run as `__main__` is already imported. Its stderr (Numba's warnings, a crash) is
+shown only with LAZYTORCH_DEBUG>=1; a failure is logged by the calling process either way. The calling process gives each worker a share of the segments (largest first,
 to whoever has the fewest lines), compiles its own share meanwhile, and waits.
 
 `LAZYTORCH_COMPILE_WORKERS` sets the number of workers (default: CPUs - 1, at most 4; 0 turns them
@@ -24,12 +27,14 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from compiler.runtime.counters import log
+from compiler.runtime.counters import debug_level, log
 
 MIN_LINES = 200
 """Drivers shorter than this are compiled in this process (a worker's round trip costs more)."""
 
 Job = tuple[str, list[tuple[str, str]]]         # (module header, [(function name, its source)])
+COMMAND = ["-c", "from compiler.runtime.workers import _serve; _serve()"]
+"""A worker's Python arguments (see the module docstring for why not `-m`)."""
 
 
 def compile_functions(header: str, functions: list[tuple[str, str]]) -> list[tuple[str, bytes]]:
@@ -83,8 +88,9 @@ class _Worker:
     def __init__(self):
         root = str(Path(__file__).resolve().parents[2])         # the directory holding `compiler`
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-        self.process = subprocess.Popen([sys.executable, "-m", "compiler.runtime.workers"], env=env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [sys.executable, *COMMAND], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=None if debug_level() >= 1 else subprocess.DEVNULL)
         self.lock = threading.Lock()
 
     def run(self, job: Job, share: list[int], results: dict) -> None:
@@ -175,7 +181,3 @@ def _serve() -> None:
         except Exception as e:
             answer = f"{type(e).__name__}: {e}"
         _send(sink, answer)
-
-
-if __name__ == "__main__":
-    _serve()

@@ -54,9 +54,11 @@ import sys
 import time
 import warnings
 import weakref
+from typing import Optional
 
 from compiler.ir.ops import Op
 from compiler.ir import node as ir
+from compiler.runtime import notice
 from compiler.runtime.counters import counters, debug_level, log
 from compiler.runtime.driver import Program
 from lazytorch import _tensor
@@ -176,6 +178,13 @@ class JitFunction:
         spec, result = self._trace(args, kwargs, key, tensors, objects, run=True)
         self._cache.setdefault(key, []).insert(0, spec)     # the newest is the likeliest next
         self.specializations.append(spec)
+        if _reports is not None:
+            from lazytorch.explain import Report
+            report = Report.of_specialization(spec)
+            if len(self.specializations) > 1:
+                why = reason if len(reason) <= 160 else reason[:157] + "..."
+                report.title += f" (specialization {len(self.specializations)}, traced again: {why})"
+            _reports.append(report)
         return result
 
     def _signature_change(self, args, kwargs) -> str:
@@ -319,7 +328,8 @@ class JitFunction:
                 inputs.append(ph)
                 input_labels.append(label)
                 first_values.append(node.realized)
-        program = Program(inputs, graph_outputs)
+        with notice.subject(f"jitted function {self.__qualname__}"):
+            program = Program(inputs, graph_outputs)
         program.input_labels = input_labels
         return Specialization(self.__qualname__, program, binds, installs, result_outputs, template, guards,
                               list(objects), found, {}, notes, host, first_values)
@@ -363,8 +373,22 @@ def _stepped_objects(stepped: list) -> set[int]:
 
 _registry: "weakref.WeakSet[JitFunction]" = weakref.WeakSet()
 
+_reports: "Optional[list]" = None
+"""While set to a list (by `keep_reports`), the report of every specialization compiled, made when
+it is compiled: a `step` defined inside `train()` dies when `train()` returns, and what it holds
+(the model, the optimizer) with it; its report is plain data and stays."""
+
 
 def jitted_functions() -> list[JitFunction]:
-    """Every jitted function alive in this process (for `python -m lazytorch explain`)."""
+    """Every jitted function alive in this process."""
     return list(_registry)
+
+
+def keep_reports() -> list:
+    """From now on, keep a `lazytorch.explain.Report` of every specialization compiled (in the
+    returned list, in compile order): what `python -m lazytorch explain` prints."""
+    global _reports
+    if _reports is None:
+        _reports = []
+    return _reports
 
