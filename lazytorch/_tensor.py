@@ -512,7 +512,13 @@ def realize_tensors(tensors: Sequence[Tensor]) -> None:
         return      # tracing: the jit compiles everything the function builds as one program
     pending = [t for t in list(_pending_leaves) if t._node.realized is None]
     nodes = [t._node for t in tensors] + [t._node for t in pending]
-    compiler.realize(nodes)
+    try:
+        compiler.realize(nodes)
+    except (IndexError, RuntimeError) as e:
+        failed = getattr(e, "failed_node", None)     # a kernel found a bad index computed lazily
+        if failed is not None:
+            _drop_pending_reading(failed, pending)
+        raise
     # a leaf's value is now known: it becomes a fresh buffer, cutting the graph that computed it
     for t in list(_pending_leaves):
         if t._node.realized is not None:
@@ -520,6 +526,16 @@ def realize_tensors(tensors: Sequence[Tensor]) -> None:
             t._pending_updates = 0
             if t.is_leaf and t._node.op is not Op.BUFFER:
                 t._set_node(ir.buffer(t._node.realized))
+
+
+def _drop_pending_reading(failed: ir.Node, pending: list) -> None:
+    """After a realization raised for a bad index computed lazily (torch raises at the op instead),
+    the pending leaf updates that read the failed value stay lazy but are no longer computed with
+    every realization: reading such a tensor raises that error again, and other tensors can still
+    be computed."""
+    for t in pending:
+        if any(n is failed for n in ir.toposort([t._node])):
+            _pending_leaves.discard(t)
 
 
 def _as_tensor_like(value, ref: Tensor) -> Tensor:

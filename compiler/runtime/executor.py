@@ -62,7 +62,9 @@ def run_step(step, order: list[Node], inputs: list) -> np.ndarray:
                  ([err, 0] if err is not None else []))
         counters["kernel_launches"] += 1
         if err is not None and err[0]:
-            raise kernel.checks[err[0] - 1].exception(int(err[1]))
+            error = kernel.checks[err[0] - 1].exception(int(err[1]))
+            error.failed_node = order[step.output]     # (the caller may stop computing what reads it)
+            raise error
     return result
 
 
