@@ -12,6 +12,8 @@ one step; everything between it and the materialized nodes or leaves it reads is
 * a reduction fuses with the elementwise work around it: the producer of its input (its body), and
   the consumer in its output shape (epilogue), or in its input shape when its result is broadcast
   back over the reduced axes (row kernels: softmax, layer norm);
+* a gather fuses into its consumer; it reads its source through the index map when the source is
+  a buffer or a view of one (masks aside), else the source is materialized;
 * matmul is a BLAS call reading strided views; scatter-add and cumsum are kernels of their own.
 
 Every node that gets its own step carries the reason in `Schedule.reasons`, for `explain`.
