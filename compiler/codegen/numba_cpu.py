@@ -222,6 +222,24 @@ class _Emitter:
         self.emit(f"{checked} = {value} if {ok} else 0")
         return checked
 
+    def hoist_gather_indices(self, e, idx: list[str], axis: int):
+        """Emit the positions of the gathers in `e` that do not vary along loop `axis` (an
+        embedding row's id while its row is copied), to be computed before that loop. LLVM would not
+        move them out itself: the bounds check's store to `err` may alias the arrays the loop
+        reads, and with the check in the loop the row copy did not vectorize (9% slower)."""
+        stack, seen = [e], set()
+        while stack:
+            x = stack.pop()
+            if id(x) in seen:
+                continue
+            seen.add(id(x))
+            if isinstance(x, KGather):
+                if _invariant(x.index, axis):
+                    self.value(x.index, idx)
+                stack.append(x.index)
+            elif isinstance(x, KOp):
+                stack.extend(x.srcs)
+
     def in_range(self, expr, position: str, n: int, axis: int):
         """`position` (the value of `expr`), guarded to index an axis of `n` elements unless `expr`
         is a CHECK that already keeps it in range (the front-end checks every index a user gives,
@@ -379,6 +397,20 @@ def _may_cancel(body) -> bool:
             left, right = (_subexprs(src) for src in e.srcs)
             if left.keys() & right.keys():
                 return True
+    return False
+
+
+def _invariant(e, axis: int) -> bool:
+    """Whether `e` is the same at every index along `axis` (conservative: loads whose outer view
+    does not move along it, constants, and elementwise ops of those)."""
+    if isinstance(e, KConst):
+        return True
+    if isinstance(e, KLoad):
+        view = e.tracker.views[-1]
+        return view.shape[axis] == 1 or view.strides[axis] == 0 and (
+            view.mask is None or view.mask[axis] == (0, view.shape[axis]))
+    if isinstance(e, KOp):
+        return all(_invariant(s, axis) for s in e.srcs)
     return False
 
 
@@ -570,7 +602,14 @@ def _loop_body(em: _Emitter, k: Kernel):
             em.indent -= 1
         em.ranges = {}
         return
-    em.open_loops(outer, parallel_first=parallel)
+    if k.mode == "map" and len(outer) > 1:
+        # gather positions that do not vary along the innermost loop are computed (and checked)
+        # before it: see _Emitter.hoist_gather_indices
+        em.open_loops(outer[:-1], parallel_first=parallel)
+        em.hoist_gather_indices(k.expr, full_idx, outer[-1])
+        em.open_loops(outer[-1:])
+    else:
+        em.open_loops(outer, parallel_first=parallel)
     stash = _row_stash(k)
     if stash:
         em.stash[id(stash[0])] = stash[1]
