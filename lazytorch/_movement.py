@@ -435,6 +435,8 @@ def _raise_first_bad(values: list, bounds: list, shape=None) -> None:
     known = [(v, b) for v, b in zip(values, bounds) if v is not None]
     if not known or any(v.size == 0 for v, _ in known):
         return
+    if all(v.min() >= (-b.size if b.wrap else 0) and v.max() < b.size for v, b in known):
+        return              # (the common case: two vectorized passes, no temporaries)
     shape = np.broadcast_shapes(*(v.shape for v, _ in known)) if shape is None else shape
     bad = np.stack([(np.broadcast_to(v, shape) >= b.size) | (np.broadcast_to(v, shape) < (-b.size if b.wrap else 0))
                     for v, b in known], -1).reshape(-1, len(known))
