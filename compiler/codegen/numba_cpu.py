@@ -194,8 +194,10 @@ class _Emitter:
         ran the kernel then raises (`Bounds.exception`). Returns the variable holding the checked
         (wrapped) index, or None for an empty range (every value is an error).
 
-        The cost is one compare and a never-taken branch on a value already computed: LLVM hoists
-        it out of the loops the index does not vary in (an embedding row's copy still vectorizes)."""
+        The cost is one compare and a never-taken branch on a value already computed (measured:
+        0-2% of a gather or scatter kernel, benchmarks W6-W8). The branch's store to `err` keeps a
+        loop from vectorizing, so a position that does not vary along the innermost loop is checked
+        before it (`hoist_gather_indices`)."""
         if bounds not in self.checks:
             self.checks.append(bounds)
         code, n = self.checks.index(bounds) + 1, bounds.size
