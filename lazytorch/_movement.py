@@ -385,7 +385,8 @@ def gather(input, dim: int, index, *, sparse_grad=False):
             raise RuntimeError(f"Size does not match at dimension {axis} expected index {list(index.shape)} to be "
                                f"smaller than self {list(input.shape)} apart from dimension {d}")
     n = input.shape[d]
-    index = checked_index(index, n, False, RuntimeError, f"index {{index}} is out of bounds for dimension {d} with size {n}")
+    index = checked_index(index, n, False, RuntimeError,
+                          f"index {{index}} is out of bounds for dimension {d} with size {n}")
     source = input._node
     if index.shape != input.shape:
         ranges = [(0, index.shape[a], 1) if a != d else (0, input.shape[a], 1) for a in range(input.dim())]
