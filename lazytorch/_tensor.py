@@ -517,7 +517,7 @@ def realize_tensors(tensors: Sequence[Tensor]) -> None:
     except (IndexError, RuntimeError) as e:
         failed = getattr(e, "failed_node", None)     # a kernel found a bad index computed lazily
         if failed is not None:
-            _drop_pending_reading(failed, pending)
+            _drop_pending_reading(failed, e.failed_check, pending)
         raise
     # a leaf's value is now known: it becomes a fresh buffer, cutting the graph that computed it
     for t in list(_pending_leaves):
@@ -528,13 +528,14 @@ def realize_tensors(tensors: Sequence[Tensor]) -> None:
                 t._set_node(ir.buffer(t._node.realized))
 
 
-def _drop_pending_reading(failed: ir.Node, pending: list) -> None:
+def _drop_pending_reading(failed: ir.Node, check, pending: list) -> None:
     """After a realization raised for a bad index computed lazily (torch raises at the op instead),
-    the pending leaf updates that read the failed value stay lazy but are no longer computed with
-    every realization: reading such a tensor raises that error again, and other tensors can still
-    be computed."""
+    the pending leaf updates that read the failed value, or an index checked the same way, stay
+    lazy but are no longer computed with every realization: reading such a tensor raises that error
+    again, and other tensors can still be computed. (Leaving a leaf out of the pending set is always
+    correct: it only lets its graph grow until it is read.)"""
     for t in pending:
-        if any(n is failed for n in ir.toposort([t._node])):
+        if any(n is failed or n.op is Op.CHECK and n.arg == check for n in ir.toposort([t._node])):
             _pending_leaves.discard(t)
 
 

@@ -149,6 +149,24 @@ def test_gradient_of_a_bad_gather_raises_and_does_not_block_other_tensors():
     np.testing.assert_array_equal(v.grad.numpy(), expected)
 
 
+def test_eager_training_step_with_a_computed_bad_label():
+    """Eagerly the error comes at the realization (`optimizer.step()` computes the update): torch's
+    error. The parameters' updates read the bad label, so they raise it again when read; every
+    other tensor still computes (the failed updates no longer join each realization)."""
+    lt.manual_seed(0)
+    model = lt.nn.Linear(4, 3)
+    opt = lt.optim.SGD(model.parameters(), lr=0.1)
+    x = lt.tensor(np.linspace(-1, 1, 32, dtype=np.float32).reshape(8, 4))
+    y = lt.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    opt.zero_grad()
+    LF.cross_entropy(model(x), y + 1).backward()     # labels 1..3: one is out of range
+    with pytest.raises(IndexError, match=r"^Target 3 is out of bounds\.$"):
+        opt.step()
+    with pytest.raises(IndexError, match=r"^Target 3 is out of bounds\.$"):
+        model.weight.detach().numpy()
+    assert (x * 2).sum().item() == pytest.approx(0.0, abs=1e-5)
+
+
 def test_jitted_training_step_with_a_bad_label_changes_nothing():
     """A later batch with a label out of range raises torch's error at that call; the step installs
     nothing (parameters, gradients and optimizer state keep their values) and later steps run."""

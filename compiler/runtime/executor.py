@@ -62,8 +62,11 @@ def run_step(step, order: list[Node], inputs: list) -> np.ndarray:
                  ([err, 0] if err is not None else []))
         counters["kernel_launches"] += 1
         if err is not None and err[0]:
-            error = kernel.checks[err[0] - 1].exception(int(err[1]))
-            error.failed_node = order[step.output]     # (the caller may stop computing what reads it)
+            bounds = kernel.checks[err[0] - 1]
+            error = bounds.exception(int(err[1]))
+            # what failed, for the caller to stop computing what reads it: the kernel's node, and
+            # the check (fused into every kernel that uses the index, so maybe others too)
+            error.failed_node, error.failed_check = order[step.output], bounds
             raise error
     return result
 
