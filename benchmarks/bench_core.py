@@ -7,6 +7,10 @@ Workloads:
   W1  x * sigmoid(1.702 * x) * w + 0.5 on 4M float32 elements (a fused elementwise chain)
   W2  softmax over the rows of a 4096x1024 float32 matrix (one row kernel: max, sum of exp, write)
   W5  graph building: a chain of 1,000 small ops (+ and *) on a 16-element tensor, per op
+  W6  embedding lookup: 8,192 ids into a 50,000x128 float32 table
+  W7  gather along dim 1: 4096x1024 float32, 256 positions per row
+  W8  cross-entropy forward + backward: 4096x1000 float32 logits, 4096 labels
+  (W6-W8 index with data: each kernel checks every index it uses, see docs/ARCHITECTURE.md)
 
 lazytorch is timed as a user sees it per call: build the lazy graph from fresh input tensors
 (`lazytorch.from_numpy`, no copy) and realize it. Its first call compiles (reported separately, in
@@ -36,6 +40,7 @@ def parse_args(argv=None):
     p.add_argument("--no-torch-compile", action="store_true", help="skip torch.compile (it compiles for ~15 s per workload)")
     p.add_argument("--warm-cache", action="store_true", help="use the usual kernel cache instead of a fresh one")
     p.add_argument("--breakdown", action="store_true", help="also split lazytorch's per-call time into its parts")
+    p.add_argument("--only", default=None, help="comma-separated workload tags to run (e.g. W6,W7,W8)")
     return p.parse_args(argv)
 
 
@@ -87,6 +92,61 @@ def workloads(np, lt, torch, quick: bool, use_compile: bool):
     return {
         f"W1 x*sigmoid(1.702x)*w+0.5, {n:,} f32": (chain, x64 / (1 + np.exp(-1.702 * x64)) * w64 + 0.5),
         f"W2 softmax rows, {rows}x{cols} f32": (softmax, e64 / e64.sum(1, keepdims=True)),
+        **indexing_workloads(np, lt, torch, quick),
+    }
+
+
+def indexing_workloads(np, lt, torch, quick: bool):
+    """W6-W8: ops that index with data (each index is bounds-checked in the kernel using it)."""
+    rng = np.random.default_rng(2)
+    vocab, dim, n_ids = (5000, 64, 1024) if quick else (50000, 128, 8192)
+    rows, cols, picks = (256, 256, 64) if quick else (4096, 1024, 256)
+    batch, classes = (256, 100) if quick else (4096, 1000)
+    table = rng.standard_normal((vocab, dim)).astype(np.float32)
+    ids = rng.integers(0, vocab, n_ids)
+    src = rng.standard_normal((rows, cols)).astype(np.float32)
+    pos = rng.integers(0, cols, (rows, picks))
+    logits = rng.standard_normal((batch, classes)).astype(np.float32)
+    labels = rng.integers(0, classes, batch)
+
+    def np_ce():                 # mean NLL of log-softmax and its gradient w.r.t. the logits
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        p = e / e.sum(1, keepdims=True)
+        p[np.arange(batch), labels] -= 1
+        return p / batch
+
+    def lt_embedding():
+        return lt.nn.functional.embedding(lt.from_numpy(ids), lt.from_numpy(table)).numpy()
+
+    def lt_gather():
+        return lt.from_numpy(src).gather(1, lt.from_numpy(pos)).numpy()
+
+    def lt_ce():
+        z = lt.from_numpy(logits).requires_grad_()
+        lt.nn.functional.cross_entropy(z, lt.from_numpy(labels)).backward()
+        return z.grad.numpy()
+
+    embedding = {"numpy": lambda: table[ids]}
+    gather = {"numpy": lambda: np.take_along_axis(src, pos, 1)}
+    ce = {"numpy": np_ce}
+    if torch is not None:
+        tt, ti, ts, tp, tz, tl = (torch.from_numpy(a) for a in (table, ids, src, pos, logits, labels))
+
+        def torch_ce():
+            z = tz.clone().requires_grad_()
+            torch.nn.functional.cross_entropy(z, tl).backward()
+            return z.grad
+
+        embedding["torch eager"] = lambda: torch.nn.functional.embedding(ti, tt)
+        gather["torch eager"] = lambda: ts.gather(1, tp)
+        ce["torch eager"] = torch_ce
+    embedding["lazytorch"], gather["lazytorch"], ce["lazytorch"] = lt_embedding, lt_gather, lt_ce
+    grad = np_ce().astype(np.float64)
+    return {
+        f"W6 embedding lookup, {n_ids:,} ids in {vocab:,}x{dim} f32": (embedding, table[ids].astype(np.float64)),
+        f"W7 gather dim 1, {rows}x{cols} f32, {picks} per row": (
+            gather, np.take_along_axis(src, pos, 1).astype(np.float64)),
+        f"W8 cross-entropy forward+backward, {batch}x{classes} f32": (ce, grad),
     }
 
 
@@ -166,7 +226,10 @@ def main(argv=None) -> None:
     header = ["workload", "implementation", "median ms", "min ms", "vs numpy", "vs torch eager",
               "first call s", "max abs err"]
     rows = []
+    only = args.only.split(",") if args.only else None
     for wname, (impls, reference) in workloads(np, lt, torch, args.quick, use_compile).items():
+        if only and wname.split()[0] not in only:
+            continue
         lt.debug.reset_counters()
         timings = common.compare(impls, repeats)
         compiles = lt.debug.counters()["kernel_compiles"]
@@ -180,8 +243,8 @@ def main(argv=None) -> None:
                          common.fmt_ratio(base_np / t.median),
                          common.fmt_ratio(base_torch / t.median if base_torch else None), first, f"{err:.1e}"])
 
-    per_op = graph_building(np, lt, torch, repeats)
-    base_np = per_op["numpy"].median
+    per_op = graph_building(np, lt, torch, repeats) if not only or "W5" in only else {}
+    base_np = per_op["numpy"].median if per_op else None
     base_torch = per_op["torch eager"].median if "torch eager" in per_op else None
     for name, t in per_op.items():
         rows.append(["W5 graph building, 1,000 small ops (µs per op)", name, f"{t.median * 1e6:.2f} µs",

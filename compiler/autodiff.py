@@ -426,7 +426,7 @@ VJP_RULES: dict[Op, Rule] = {
     Op.TRUNC: _vjp_piecewise_constant,
     Op.TANH: _vjp_tanh, Op.SIGMOID: _vjp_sigmoid, Op.ERF: _vjp_erf, Op.LOG1P: _vjp_log1p,
     Op.EXPM1: _vjp_expm1, Op.NOT: _vjp_none, Op.ISNAN: _vjp_none, Op.CAST: _vjp_cast,
-    Op.DETACH: _vjp_none,
+    Op.DETACH: _vjp_none, Op.CHECK: _vjp_none,
     # binary
     Op.ADD: _vjp_add, Op.SUB: _vjp_sub, Op.MUL: _vjp_mul, Op.DIV: _vjp_div,
     Op.FLOORDIV: _vjp_none, Op.MOD: _vjp_mod, Op.POW: _vjp_pow, Op.MAXIMUM: _vjp_maximum,

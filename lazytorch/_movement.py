@@ -455,14 +455,15 @@ def gather(input, dim: int, index, *, sparse_grad=False):
     d = _normalize_dim(dim, input.dim())
     if index.dtype not in (dt.int64, dt.int32):
         raise RuntimeError("gather(): Expected dtype int32/int64 for index")
-    index = _ops._to(index, dt.int64)
     if index.dim() != input.dim():
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     for axis in range(input.dim()):
         if axis != d and index.shape[axis] > input.shape[axis]:
             raise RuntimeError(f"Size does not match at dimension {axis} expected index {list(index.shape)} to be "
                                f"smaller than self {list(input.shape)} apart from dimension {d}")
-    _check_index_range(index, input.shape[d], d, allow_negative=False, error=RuntimeError)
+    n = input.shape[d]
+    index = checked_index(index, n, False, RuntimeError,
+                          f"index {{index}} is out of bounds for dimension {d} with size {n}")
     source = input._node
     if index.shape != input.shape:
         ranges = [(0, index.shape[a], 1) if a != d else (0, input.shape[a], 1) for a in range(input.dim())]
@@ -470,20 +471,57 @@ def gather(input, dim: int, index, *, sparse_grad=False):
     return input._result(ir.gather(source, index._node, d), [input], "gather")
 
 
-def _check_index_range(index: Tensor, size: int, dim: int, allow_negative: bool, error=IndexError,
-                       message: Optional[str] = None):
-    """Out-of-range indices raise at the call when the index values are known (realized)."""
-    node = index._node
-    while node.realized is None and node.op in (Op.RESHAPE, Op.PERMUTE, Op.FLIP, Op.EXPAND):
-        node = node.inputs[0]            # a view that keeps the set of values: check those
-    values = node.realized
-    if values is None or values.size == 0:
+def checked_index(index: Tensor, size: int, wrap: bool, error: type, message: str,
+                  low_message: Optional[str] = None, now: bool = True) -> Tensor:
+    """`index` as int64, checked to be in [0, size) ([-size, size) if `wrap`: negatives count from
+    the end and come out wrapped). Values known now (data, or computed and realized) are checked at
+    the call (`now`); the kernels check every value as they compute it, so an index computed lazily,
+    or bound to a jitted program at a later call, raises the same error at the realization that
+    computes it: `error(message)` with `{index}` the first bad value (`low_message` for a value
+    below the range, if the op words that case differently)."""
+    bounds = ir.Bounds(size, wrap, error.__name__, message, low_message)
+    if now:
+        _raise_first_bad([_known_values(index._node)], [bounds])
+    return Tensor._from_node(ir.check(_ops._to(index, dt.int64)._node, bounds))
+
+
+def _known_values(node: ir.Node) -> Optional[np.ndarray]:
+    """The values of `node` if they are known without computing anything (a realized node, or a
+    view of one), else None."""
+    if node.realized is not None:
+        return node.realized
+    if node.op not in (Op.RESHAPE, Op.PERMUTE, Op.FLIP, Op.EXPAND, Op.CAST):
+        return None
+    values = _known_values(node.inputs[0])
+    if values is None:
+        return None
+    if node.op is Op.RESHAPE:
+        return values.reshape(node.arg)
+    if node.op is Op.PERMUTE:
+        return values.transpose(node.arg)
+    if node.op is Op.FLIP:
+        return np.flip(values, node.arg)
+    if node.op is Op.EXPAND:
+        return np.broadcast_to(values, node.arg)
+    return values.astype(node.dtype.np_dtype) if node.dtype is dt.int64 else None
+
+
+def _raise_first_bad(values: list, bounds: list, shape=None) -> None:
+    """Raise the error of the first bad index, in the order torch finds it: element by element (of
+    the index tensors broadcast to `shape`), each element's tensors in order. Unknown values (None)
+    are left to the kernels."""
+    known = [(v, b) for v, b in zip(values, bounds) if v is not None]
+    if not known or any(v.size == 0 for v, _ in known):
         return
-    low, high = values.min(), values.max()
-    if high >= size or low < (-size if allow_negative else 0):
-        bad = high if high >= size else low
-        raise error((message or "index {bad} is out of bounds for dimension {dim} with size {size}").format(
-            bad=bad, dim=dim, size=size))
+    if all(v.min() >= (-b.size if b.wrap else 0) and v.max() < b.size for v, b in known):
+        return              # (the common case: two vectorized passes, no temporaries)
+    shape = np.broadcast_shapes(*(v.shape for v, _ in known)) if shape is None else shape
+    bad = np.stack([(np.broadcast_to(v, shape) >= b.size) | (np.broadcast_to(v, shape) < (-b.size if b.wrap else 0))
+                    for v, b in known], -1).reshape(-1, len(known))
+    if bad.any():
+        element, k = divmod(int(np.argmax(bad.reshape(-1))), len(known))
+        value, b = known[k]
+        raise b.exception(int(np.broadcast_to(value, shape).reshape(-1)[element]))
 
 
 def index_select(input, dim: int, index):
@@ -492,18 +530,19 @@ def index_select(input, dim: int, index):
         raise IndexError("index_select(): Index is supposed to be a vector")
     if index.dtype not in (dt.int64, dt.int32):
         raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
-    _check_index_range(index, input.shape[d], d, allow_negative=False, message="index out of range in self")
-    return _take_along(input, d, _ops._to(index.reshape(-1), dt.int64))
+    n = input.shape[d]
+    if d == 1 and input.dim() > 1:      # torch's CPU kernel for dim 1 words it so (torch 2.13)
+        error, message = RuntimeError, f"INDICES element is out of DATA bounds, id={{index}} axis_dim={n}"
+    else:
+        error, message = IndexError, "index out of range in self"
+    return _take_along(input, d, checked_index(index.reshape(-1), n, False, error, message))
 
 
 def _take_along(input: Tensor, d: int, index: Tensor) -> Tensor:
-    """input with axis d replaced by the positions `index` (any shape): result shape
-    input.shape[:d] + index.shape + input.shape[d+1:]."""
+    """input with axis d replaced by the positions `index` (any shape, int64, values in range: see
+    `checked_index`): result shape input.shape[:d] + index.shape + input.shape[d+1:]."""
     n = input.shape[d]
     flat_index = index.reshape(-1)
-    # negative indices count from the end, as in Python
-    flat_index = _ops.where(_ops.lt(flat_index, 0), _ops.add(flat_index, n), flat_index) \
-        if index._node.realized is None or (index._node.realized < 0).any() else flat_index
     pre, post = input.shape[:d], input.shape[d + 1:]
     source = input.reshape(math.prod(pre), n, math.prod(post))
     k = flat_index.shape[0]
@@ -513,8 +552,9 @@ def _take_along(input: Tensor, d: int, index: Tensor) -> Tensor:
 
 
 def take(input, index):
-    _check_index_range(index, input.numel(), 0, allow_negative=True,
-                       message="out of range: tried to access index {bad} on a tensor of {size} elements.")
+    n = input.numel()
+    index = checked_index(index, n, True, IndexError,
+                          f"out of range: tried to access index {{index}} on a tensor of {n} elements.")
     return _take_along(input.reshape(-1), 0, index)
 
 
@@ -628,9 +668,11 @@ def _advanced_index(x: Tensor, adv) -> Tensor:
     axes = [i for i, _ in adv]
     indices = [p for _, p in adv]
     index_shape = broadcast_shapes(*(p.shape for p in indices))
-    for k, (axis, p) in enumerate(adv):
-        # torch names the index's position among the indexed dims, not the tensor's dim
-        _check_index_range(p, x.shape[axis], k, allow_negative=True)
+    # torch names the index's position among the indexed dims, not the tensor's dim
+    bounds = [(x.shape[axis], f"index {{index}} is out of bounds for dimension {k} with size {x.shape[axis]}")
+              for k, axis in enumerate(axes)]
+    _raise_first_bad([_known_values(p._node) for p in indices],
+                     [ir.Bounds(n, True, "IndexError", message) for n, message in bounds], index_shape)
     adjacent = axes == list(range(axes[0], axes[0] + len(axes)))
     # move the indexed axes together (to the front when they are not adjacent, as numpy/torch do)
     first = axes[0] if adjacent else 0
@@ -641,8 +683,7 @@ def _advanced_index(x: Tensor, adv) -> Tensor:
     # one linear index into the merged indexed axes
     linear = None
     for k, p in enumerate(indices):
-        p = _ops._to(p, dt.int64)
-        p = _ops.where(_ops.lt(p, 0), _ops.add(p, sizes[k]), p) if p._node.realized is None or (p._node.realized < 0).any() else p
+        p = checked_index(p, bounds[k][0], True, IndexError, bounds[k][1], now=False)
         p = expand(p, index_shape) if p.shape != index_shape else p
         stride = math.prod(sizes[k + 1:])
         term = _ops.mul(p, stride) if stride != 1 else p
@@ -689,6 +730,8 @@ def setitem(input: Tensor, index, value) -> None:
     # mark where each element of the selected region lives, and write value broadcast into it;
     # index tensors are data, so the marker needs their values (x[mask] = values is data-dependent)
     index = tuple(it._value() if isinstance(it, Tensor) else it for it in items)
+    if any(isinstance(it, Tensor) and it.dtype is not dt.bool_ for it in items):
+        getitem(input, index)             # computed index values: checked now, worded as torch does
     marker = _index_map(input.shape, index)
     value_full = expand(value_t, region.shape) if value_t.shape != region.shape else value_t
     placed = _take_along(value_full.reshape(-1), 0, tensor(np.where(marker >= 0, marker, 0)))

@@ -753,7 +753,13 @@ def realize_tensors(tensors: Sequence[Tensor]) -> None:
         return      # tracing: the jit compiles everything the function builds as one program
     pending = [t for t in list(_pending_leaves) if t._node.realized is None]
     nodes = [t._node for t in tensors] + [t._node for t in pending]
-    compiler.realize(nodes)
+    try:
+        compiler.realize(nodes)
+    except (IndexError, RuntimeError) as e:
+        failed = getattr(e, "failed_node", None)     # a kernel found a bad index computed lazily
+        if failed is not None:
+            _drop_pending_reading(failed, e.failed_check, pending)
+        raise
     # a leaf's value is now known: it becomes a fresh buffer, cutting the graph that computed it
     for t in list(_pending_leaves):
         if t._node.realized is not None:
@@ -768,6 +774,17 @@ def realize_tensors(tensors: Sequence[Tensor]) -> None:
                     # leaf that needs none (a value with history would have made it require grad)
                     ir.forget_inputs(node)
                 t._set_node(ir.buffer(node.realized))
+
+
+def _drop_pending_reading(failed: ir.Node, check, pending: list) -> None:
+    """After a realization raised for a bad index computed lazily (torch raises at the op instead),
+    the pending leaf updates that read the failed value, or an index checked the same way, stay
+    lazy but are no longer computed with every realization: reading such a tensor raises that error
+    again, and other tensors can still be computed. (Leaving a leaf out of the pending set is always
+    correct: it only lets its graph grow until it is read.)"""
+    for t in pending:
+        if any(n is failed or n.op is Op.CHECK and n.arg == check for n in ir.toposort([t._node])):
+            _pending_leaves.discard(t)
 
 
 def _as_tensor_like(value, ref: Tensor) -> Tensor:

@@ -68,6 +68,8 @@ class KernelReport:
             options = {k: v for k, v in fn.targetoptions.items() if k != "nopython"}
             copy = numba.njit(**options)(fn.py_func)
             arrays = _harness_arrays(self.inputs, self.output, np.random.default_rng(0))
+            if fn.py_func.__code__.co_argcount > len(arrays):      # a kernel that checks indices
+                arrays += [np.zeros(2, np.int64), 0]
             copy.compile(tuple(numba.typeof(a) for a in arrays))
             self._inspectable = copy
         return self._inspectable
@@ -108,10 +110,13 @@ class KernelReport:
             'if __name__ == "__main__":',
             "    import time",
             "    out, ins = _inputs()",
-            f"    {self.name}(out, *ins)              # compiles (or loads Numba's cache)",
+            "    # a kernel that checks indices also takes its error slots and the base of its codes",
+            f"    takes_checks = {self.name}.py_func.__code__.co_argcount > len(ins) + 1",
+            "    checks = [np.zeros(2, np.int64), 0] if takes_checks else []",
+            f"    {self.name}(out, *ins, *checks)              # compiles (or loads Numba's cache)",
             "    start = time.perf_counter()",
             "    for _ in range(10):",
-            f"        {self.name}(out, *ins)",
+            f"        {self.name}(out, *ins, *checks)",
             "    seconds = (time.perf_counter() - start) / 10",
             "    moved = out.nbytes + sum(a.nbytes for a in ins)",
             f"    print(f'{self.name}: {{seconds * 1e6:.1f}} us, {{moved / seconds / 1e9:.2f}} GB/s, "

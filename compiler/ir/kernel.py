@@ -92,3 +92,4 @@ class Kernel:
     exprs: dict = field(default_factory=dict)   # scatter_add: base/index/source; cumsum: source
     axis: int = 0                  # scatter_add and cumsum
     ops_count: int = 0
+    checks: list = field(default_factory=list)  # Bounds of the code k at position k - 1 (codegen fills it)

@@ -14,6 +14,7 @@ import functools
 import itertools
 import math
 import weakref
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -246,6 +247,43 @@ def scatter_add(base: Node, index: Node, source: Node, axis: int) -> Node:
     """base with source[i..., j, k...] added at base[i..., index[i..., j, k...], k...]."""
     assert index.shape == source.shape and base.dtype is source.dtype
     return _make(Op.SCATTER_ADD, (base, index, source), base.shape, base.dtype, axis)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What a CHECK node accepts, and the error its realization raises for any other value.
+
+    Valid values are 0 <= v < size, or -size <= v < size when `wrap` (negatives count from the end
+    and come out as v + size). Kernels compare each value as they compute it and record the first
+    bad one; the realization that ran them then raises. The front-end words the error like PyTorch
+    for the op it checks for (the compiler never imports it): `error` names a builtin exception,
+    `message` is the text with `{index}` for the bad value, `low_message` (if set) the text for a
+    value below the range (one_hot words the two cases differently)."""
+    size: int
+    wrap: bool
+    error: str                          # "IndexError" or "RuntimeError"
+    message: str
+    low_message: Optional[str] = None
+
+    def exception(self, value: int) -> Exception:
+        low = value < (-self.size if self.wrap else 0)
+        text = self.low_message if low and self.low_message is not None else self.message
+        return {"IndexError": IndexError, "RuntimeError": RuntimeError}[self.error](text.format(index=value))
+
+    def __repr__(self) -> str:
+        return f"[{-self.size if self.wrap else 0}, {self.size})"
+
+
+def check(index: Node, bounds: Bounds) -> Node:
+    """`index` where every value is within `bounds` (wrapped if they say so); any other value makes
+    the realization that computes it raise `bounds`' error (see `Bounds`)."""
+    assert index.dtype is dtypes.int64
+    inner = index
+    while inner.op.family is Family.MOVEMENT:      # (views only rearrange values, pads add zeros)
+        inner = inner.inputs[0]
+    if inner.op is Op.CHECK and 0 < inner.arg.size <= bounds.size:
+        return index            # already checked into [0, size): nll_loss's target, then its gather
+    return _make(Op.CHECK, (index,), index.shape, index.dtype, bounds)
 
 
 def cumsum(x: Node, axis: int) -> Node:

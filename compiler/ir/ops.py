@@ -48,6 +48,7 @@ class Op(Enum):
     ISNAN = ("isnan", Family.UNARY)
     CAST = ("cast", Family.UNARY)        # arg: target dtype
     DETACH = ("detach", Family.UNARY)    # identity whose gradient is zero (Tensor.detach, no_grad)
+    CHECK = ("check", Family.UNARY)      # arg: Bounds; a data index, checked (and wrapped) at run time
     # binary math
     ADD = ("add", Family.BINARY)
     SUB = ("sub", Family.BINARY)

@@ -12,6 +12,8 @@ one step; everything between it and the materialized nodes or leaves it reads is
 * a reduction fuses with the elementwise work around it: the producer of its input (its body), and
   the consumer in its output shape (epilogue), or in its input shape when its result is broadcast
   back over the reduced axes (row kernels: softmax, layer norm);
+* a gather fuses into its consumer; it reads its source through the index map when the source is
+  a buffer or a view of one (masks aside), else the source is materialized;
 * matmul is a BLAS call reading strided views; scatter-add and cumsum are kernels of their own.
 
 Every node that gets its own step carries the reason in `Schedule.reasons`, for `explain`.
@@ -189,10 +191,17 @@ class _KernelBuilder:
             return self.reduces[id(node)]
         if family is Family.INDEX:
             source, index = node.inputs
-            if not self.is_loadable(source):
-                self.materialize(source, "gather reads its source at data-dependent positions")
-            return KGather(self.slot(source), ShapeTracker.contiguous(source.shape),
-                           self.visit(index, path, in_body), node.arg, node.dtype)
+            # a view of a buffer (the reshape index_select and embedding gather through) is read
+            # through its index map: materializing it copied a whole embedding table per lookup
+            base, view_path = source, ()
+            while not self.is_loadable(base) and base.op.family is Family.MOVEMENT:
+                view_path, base = ((base.op, base.arg),) + view_path, base.inputs[0]
+            tracker = self.tracker(base.shape, view_path) if self.is_loadable(base) else None
+            if tracker is None or any(view.mask is not None for view in tracker.views):
+                if not self.is_loadable(source):
+                    self.materialize(source, "gather reads its source at data-dependent positions")
+                base, tracker = source, ShapeTracker.contiguous(source.shape)
+            return KGather(self.slot(base), tracker, self.visit(index, path, in_body), node.arg, node.dtype)
         raise NotImplementedError(node.op)
 
     def _boundary_reason(self, node: Node, path, has_pad: bool) -> Optional[str]:

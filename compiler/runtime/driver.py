@@ -7,8 +7,11 @@ looping over batch dimensions) in order. A training step is then one native call
 
 The driver takes one argument, a tuple of numpy arrays: the inputs, the constants, the outputs
 (allocated by the Python wrapper, so a result is never overwritten by a later call), one scratch
-buffer for the intermediates, and the BLAS function table. It allocates nothing and raises
-nothing. Its object code is stored in the cache directory next to its source
+buffer for the intermediates, the BLAS function table and, if a kernel checks indices, the error
+slots (error code, value). It allocates nothing and raises nothing: a bad index computed at run
+time is recorded (the first one in program order), every read and write stays inside its buffer,
+and the wrapper raises the error of that check after the call, before it returns any output, so a
+failed step installs nothing. Its object code is stored in the cache directory next to its source
 (`compiler.runtime.native`), so a later process loads it with llvmlite without importing Numba.
 The driver's name is the hash of its source, which contains every kernel it inlines, so a change
 anywhere below gives a new driver.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from typing import Callable, Optional
 
 import numpy as np
@@ -38,6 +42,7 @@ from compiler.runtime.counters import log
 from compiler.runtime.executor import for_kernel, run_step, run_timed
 
 BLAS_DTYPES = ("float32", "float64")
+_ERR = re.compile(r"(?<![.\w])err\[")         # a line that uses the error slots
 SMALL_MATMUL = 4096
 """Matmuls of at most this many multiply-adds are loops in the driver: calling BLAS costs more."""
 SEGMENT_LINES = 120
@@ -83,6 +88,7 @@ class Program:
             if id(node) not in arg_index and id(node) not in self.out_slots:
                 self.out_slots[id(node)] = len(self.out_slots)
         self.scratch = native_source.Scratch()     # intermediates' places in the scratch buffer
+        self.checks: list = []          # Bounds of the error code k at position k - 1, all kernels
         self.uses_blas = False
         self.threaded_blas = False
         self.name = self.source = None
@@ -161,16 +167,26 @@ class Program:
         lines.append(f"    s = _pool.pop() if _pool else _empty({max(self.scratch.size, 1)}, _u8)")
         if self.uses_blas:
             lines.append("    _threads(_nthreads)")
-        lines.append(f"    arrays = ({', '.join(params + list(slots.values()))}, s, _blas)")
+        err = ", _err" if self.checks else ""
+        lines.append(f"    arrays = ({', '.join(params + list(slots.values()))}, s, _blas{err})")
         for k, segment in enumerate(segments):
             env[f"_native{k}"] = segment
             lines.append(f"    _native{k}(arrays)")
         lines.append("    _pool.append(s)")
+        if self.checks:
+            env["_err"], env["_fail"] = np.zeros(2, np.int64), self._fail
+            lines.append("    if _err[0]: _fail(_err)")
         returns = [slots[self.out_slots[id(n)]] if id(n) in self.out_slots else f"a{self.arg_index[id(n)]}"
                    for n in self.outputs]
         lines.append(f"    return ({', '.join(returns)},)")
         exec("\n".join(lines), env)
         return env["driver"]
+
+    def _fail(self, err: np.ndarray):
+        """Raise the error a kernel recorded in `err` (and clear it for the next call)."""
+        code, value = int(err[0]), int(err[1])
+        err[:] = 0
+        raise self.checks[code - 1].exception(value)
 
     # -- code generation ---------------------------------------------------------------------------
     def _generate(self) -> tuple[str, str]:
@@ -233,6 +249,9 @@ class Program:
                 allocate(out, node.numel, step.kernel.out_dtype, node)
                 if node.numel:
                     emit(f"# {step.name}")
+                    if step.kernel.checks:      # its codes follow the kernels' before it
+                        args += ["err", str(len(self.checks))]
+                        self.checks += step.kernel.checks
                     inline(step.source, [out] + args, f"k{index}_")
                 continue
             operands = []
@@ -261,6 +280,8 @@ class Program:
                 prologue.append(f"scratch = _array_data(arrays, {scratch_index})")
             if any("blas[" in line for line in lines):
                 prologue.append(f"blas = numba.carray(_array_data(arrays, {scratch_index + 1}), 2, np.uint64)")
+            if any(_ERR.search(line) for line in lines):
+                prologue.append(f"err = numba.carray(_array_data(arrays, {scratch_index + 2}), 2, np.int64)")
             bodies.append(prologue + lines)
         abi = native_source.abi(native.blas().int_bits if self.uses_blas else None)
         digest = hashlib.sha1("\n".join([abi, *("\n".join(body) for body in bodies)]).encode()).hexdigest()[:16]

@@ -26,9 +26,10 @@ _NOT_NATIVE = object()
 
 
 def runner(step: KernelStep, order: list[Node]) -> Optional[Callable]:
-    """`run(out, inputs)` for `step` as a native function (compiled or loaded on first use), or
+    """`run(out, inputs, err)` for `step` as a native function (compiled or loaded on first use), or
     None where the kernel runs through Numba (parallel loops, no native code on this platform, or a
-    kernel Numba cannot compile as a cfunc)."""
+    kernel Numba cannot compile as a cfunc). `err`: where a kernel that checks indices records the
+    first bad one (see `compiler.codegen.numba_cpu._Emitter.guard`), None for the others."""
     run = getattr(step, "native", None)
     if run is None:
         run = step.native = _build(step, order) or _NOT_NATIVE
@@ -40,8 +41,9 @@ def _build(step: KernelStep, order: list[Node]) -> Optional[Callable]:
         return None
     nodes = [order[step.output]] + [order[i] for i in step.inputs]
     names = ["out"] + [f"in{k}" for k in range(len(step.inputs))]
+    checks = ["err", "0"] if step.kernel.checks else []       # (the kernel's error codes from 1)
     scratch = native_source.Scratch()
-    body, imports, fastmath, parallel = native_source.inline(step.source, names, "k_", scratch)
+    body, imports, fastmath, parallel = native_source.inline(step.source, names + checks, "k_", scratch)
     if parallel:
         return None
     prologue = []
@@ -51,6 +53,8 @@ def _build(step: KernelStep, order: list[Node]) -> Optional[Callable]:
                      f"{name} = numba.carray(p_{name}, {node.numel}, np.{np_dtype.name})"]
     if scratch.size:
         prologue.insert(0, f"scratch = _array_data(arrays, {len(names)})")
+    if checks:
+        prologue.append(f"err = numba.carray(_array_data(arrays, {len(names) + bool(scratch.size)}), 2, np.int64)")
     abi = native_source.abi(None)
     digest = hashlib.sha1("\n".join([abi, *prologue, *body]).encode()).hexdigest()[:16]
     name = f"n_{step.name}_{digest}"
@@ -60,12 +64,17 @@ def _build(step: KernelStep, order: list[Node]) -> Optional[Callable]:
     if functions is None:
         return None
     function = functions[0]
-    if scratch.size:
-        size = scratch.size
-
-        def run(out: np.ndarray, inputs: list) -> None:
+    size = scratch.size
+    if size and checks:
+        def run(out: np.ndarray, inputs: list, err: np.ndarray) -> None:
+            function((out, *inputs, np.empty(size, np.uint8), err))
+    elif size:
+        def run(out: np.ndarray, inputs: list, err: None) -> None:
             function((out, *inputs, np.empty(size, np.uint8)))
+    elif checks:
+        def run(out: np.ndarray, inputs: list, err: np.ndarray) -> None:
+            function((out, *inputs, err))
     else:
-        def run(out: np.ndarray, inputs: list) -> None:
+        def run(out: np.ndarray, inputs: list, err: None) -> None:
             function((out, *inputs))
     return run

@@ -83,12 +83,22 @@ def run_step(step, order: list[Node], inputs: list) -> np.ndarray:
     result = np.empty(kernel.out_shape, compute_dtype(kernel.out_dtype).np_dtype)
     if result.size:
         inputs = [for_kernel(x) for x in inputs]
+        # a kernel that checks indices records the first bad one here: (error code, value)
+        err = np.zeros(2, np.int64) if kernel.checks else None
         run = eager.runner(step, order)
         if run is not None:
-            run(result, inputs)
+            run(result, inputs, err)
         else:
-            call(kernel_function(step), [result.reshape(-1)] + [x.reshape(-1) for x in inputs])
+            call(kernel_function(step), [result.reshape(-1)] + [x.reshape(-1) for x in inputs] +
+                 ([err, 0] if err is not None else []))
         counters["kernel_launches"] += 1
+        if err is not None and err[0]:
+            bounds = kernel.checks[err[0] - 1]
+            error = bounds.exception(int(err[1]))
+            # what failed, for the caller to stop computing what reads it: the kernel's node, and
+            # the check (fused into every kernel that uses the index, so maybe others too)
+            error.failed_node, error.failed_check = order[step.output], bounds
+            raise error
     return result
 
 

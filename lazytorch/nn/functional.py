@@ -332,6 +332,10 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         elif values.size and values.max() >= num_classes:
             raise RuntimeError("Class values must be smaller than num_classes.")
     classes = _creation.arange(num_classes)
+    # values known now were checked above; computed ones (or a jitted call's) by the kernel
+    tensor = _movement.checked_index(tensor, num_classes, False, RuntimeError,
+                                     "Class values must be smaller than num_classes.",
+                                     low_message="Class values must be non-negative.", now=False)
     return (tensor.unsqueeze(-1) == classes).long()
 
 
@@ -1006,6 +1010,14 @@ def _check_class_range(target: Tensor, classes: int, ignore_index: int) -> None:
         raise IndexError(f"Target {bad} is out of bounds.")
 
 
+def _checked_target(target: Tensor, keep: Tensor, classes: int) -> Tensor:
+    """The class indices an NLL loss reads (0 where `keep` is false: ignored), each checked to be a
+    class by the kernels that compute with it: a target computed lazily, or a later batch of a
+    jitted step, raises torch's error when it is out of range (known targets: `_check_class_range`)."""
+    return _movement.checked_index(_where(keep, target, 0), classes, False, IndexError,
+                                   "Target {index} is out of bounds.", now=False)
+
+
 def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, size_average=None,
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class indices: -input[n, target[n]] * weight[target[n]]."""
@@ -1019,7 +1031,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, siz
     _check_class_range(target, classes, ignore_index)
     target = target.long().reshape(input.shape[:class_dim] + input.shape[class_dim + 1:])
     keep = target != ignore_index
-    safe = _where(keep, target, 0)
+    safe = _checked_target(target, keep, classes)
     picked = _movement.gather(input, class_dim, safe.unsqueeze(class_dim)).squeeze(class_dim)
     if weight is not None:
         w = _movement.index_select(weight, 0, safe.reshape(-1)).reshape(safe.shape)
@@ -1073,7 +1085,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
     smooth = _where(ignored, 0.0, smooth)
     if reduction == "mean":
         if weight is not None:
-            w = _movement.index_select(weight, 0, _where(ignored, 0, target).reshape(-1)).reshape(target.shape)
+            # (the target nll_loss checked: a bad one raises the loss's error, not index_select's)
+            safe = _checked_target(target, target != ignore_index, classes)
+            w = _movement.index_select(weight, 0, safe.reshape(-1)).reshape(target.shape)
             smooth = smooth.sum() / _where(ignored, 0.0, w).sum()
         else:
             smooth = smooth.sum() / _ops.logical_not(ignored).sum()
