@@ -206,16 +206,18 @@ class Tensor:
     def node(self) -> ir.Node:
         return self._node
 
-    def _set_node(self, node: ir.Node):
+    def _set_node(self, node: ir.Node, pending: bool = True):
         """Make this tensor refer to `node` (the bookkeeping of gradient targets and pending leaves;
-        an in-place write, which aliases must see, goes through `_write`)."""
+        an in-place write, which aliases must see, goes through `_write`). `pending=False`: an alias
+        reading its storage's root, which is pending itself (computing the alias on its own would
+        be a kernel for nothing)."""
         if self._grad_fn is None and self._node.realized is None and self in _pending_leaves:
-            # a leaf updated again before anything realized it. A parameter updated again after a
-            # backward (manual SGD in a loop) is computed now, so each iteration is one program and
-            # the graph stays bounded; chained in-place ops (`p.data.mul_(0.9).add_(q)`) and other
-            # leaves' updates chain a few first, which then fuse into one kernel
+            # a leaf updated again before anything realized it. One updated again after a backward
+            # (manual SGD in a loop, also through `.data`) is computed now, so each iteration is one
+            # program and the graph stays bounded; chained in-place ops (`p.data.mul_(0.9).add_(q)`)
+            # chain a few first, which then fuse into one kernel
             self._pending_updates = getattr(self, "_pending_updates", 0) + 1
-            if (self._requires_grad and getattr(self, "_pending_epoch", -1) != _backward_epoch[0]
+            if (getattr(self, "_pending_epoch", -1) != _backward_epoch[0]
                     or self._pending_updates >= MAX_PENDING_UPDATES):
                 realize_tensors([])
         if _grad_targets.get(id(self._node)) is self:
@@ -228,7 +230,7 @@ class Tensor:
                 node = _own_node(node)         # (`e.copy_(p)`: e's gradient is not p's)
             _grad_targets[id(node)] = self
         self._node = node
-        if self._grad_fn is None and node.realized is None and self not in _pending_leaves:
+        if pending and self._grad_fn is None and node.realized is None and self not in _pending_leaves:
             _pending_leaves.add(self)
             self._pending_epoch = _backward_epoch[0]
 
@@ -379,7 +381,7 @@ class Tensor:
         history = self._requires_grad and self._grad_fn is not None and not self._detached
         for t in aliases:
             if t is self:
-                t._set_node(node)
+                t._set_node(node, pending=False)
                 continue
             if history and not t._detached and not t._requires_grad:
                 # a value with history written into memory this tensor views: torch makes it a
@@ -389,7 +391,7 @@ class Tensor:
             if self._detached and t._grad_fn is not None and not t._detached and t._requires_grad:
                 # written through .data/.detach(): the new value, but torch keeps t's history
                 new = ir.binary(Op.REPLACE, t._node, new)
-            t._set_node(new)
+            t._set_node(new, pending=False)
         if storage.exported:
             _flush_export(storage)
 
@@ -658,7 +660,7 @@ def _rebind(storage: "_storage.Storage") -> None:
     storage.root._set_node(ir.buffer(storage.shared, storage.root._node.device))
     for t in storage.live():
         if t._grad_fn is None or t._detached:
-            t._set_node(_alias_node(t, storage.root._node))
+            t._set_node(_alias_node(t, storage.root._node), pending=False)
 
 
 def _flush_export(storage: "_storage.Storage") -> None:
