@@ -29,8 +29,14 @@ def record(step: KernelStep, order: list[Node]) -> None:
     if step.name not in KERNELS:
         node = order[step.output]
         KERNELS[step.name] = {"source": step.source,
-                              "inputs": [(order[i].shape, order[i].dtype.name) for i in step.inputs],
+                              "inputs": [(_slot_shape(step, j, order[i]), order[i].dtype.name)
+                                         for j, i in enumerate(step.inputs)],
                               "output": (node.shape, node.dtype.name)}
+
+
+def _slot_shape(step, j: int, node: Node) -> tuple:
+    """The shape of the array filling input slot `j` of a step (a scalar argument: one element)."""
+    return (1,) if isinstance(step, KernelStep) and j in step.kernel.scalar_slots else node.shape
 
 
 def _arg_text(node: Node) -> str:
@@ -118,8 +124,8 @@ def step_data(schedule: Schedule, order: list[Node]) -> list[dict]:
         row = {
             "index": index, "output": step.output, "reason": schedule.reasons.get(step.output, ""),
             "fused": fused_nodes(step, order, materialized),
-            "inputs": [{"id": i, "shape": list(order[i].shape), "dtype": order[i].dtype.name}
-                       for i in step.inputs],
+            "inputs": [{"id": i, "shape": list(_slot_shape(step, j, order[i])), "dtype": order[i].dtype.name}
+                       for j, i in enumerate(step.inputs)],
             "output_shape": list(node.shape), "output_dtype": node.dtype.name,
         }
         if isinstance(step, KernelStep):

@@ -30,13 +30,13 @@ import numpy as np
 from compiler import dtypes
 from compiler.codegen.numba_cpu import compute_dtype, generate
 from compiler.ir.kernel import KLoad, Kernel
-from compiler.ir.node import Node
+from compiler.ir.node import Node, is_scalar_argument
 from compiler.passes.fusion import KernelStep, Schedule
 from compiler.passes.views import ShapeTracker, View
 from compiler.runtime import blas as blas_threads
 from compiler.runtime import native, native_source
 from compiler.runtime.counters import log
-from compiler.runtime.executor import for_kernel, launch_log, run_step
+from compiler.runtime.executor import for_kernel, launch_log, run_step, scalar_array
 
 BLAS_DTYPES = ("float32", "float64")
 SMALL_MATMUL = 4096
@@ -67,15 +67,17 @@ class Program:
             self.schedule, self.order = plan(targets)
         else:
             self.schedule, self.order = Schedule(), []
-        # driver arguments: the inputs, then every other leaf as a constant
+        # driver arguments: the inputs, then every other leaf as a constant (a scalar argument of
+        # the kernels as its one-element array: the driver's source does not depend on its value)
         self.args: list[Node] = list(self.inputs)
         arg_index = {id(n): k for k, n in enumerate(self.args)}
         for node in self.order + self.outputs:
-            if node.realized is not None and id(node) not in arg_index:
+            if (node.realized is not None or is_scalar_argument(node)) and id(node) not in arg_index:
                 arg_index[id(node)] = len(self.args)
                 self.args.append(node)
         self.arg_index = arg_index
-        self.constants = [for_kernel(n.realized) for n in self.args[len(self.inputs):]]
+        self.constants = [for_kernel(n.realized) if n.realized is not None else scalar_array(n)
+                          for n in self.args[len(self.inputs):]]
         self._f16_in = [k for k, n in enumerate(self.inputs) if n.dtype is dtypes.float16]
         self._f16_out = [k for k, n in enumerate(self.outputs) if n.dtype is dtypes.float16]
         # computed outputs, each written by the driver into an array the wrapper allocates
@@ -210,7 +212,8 @@ class Program:
             if name is None:                # a leaf: its argument
                 k = self.arg_index[id(node)]
                 name = flat[id(node)] = f"x{k}"
-                buffers[name] = (f"_array_data(arrays, {k})", node.numel, compute_dtype(node.dtype).np_dtype)
+                numel = 1 if node.realized is None and is_scalar_argument(node) else node.numel
+                buffers[name] = (f"_array_data(arrays, {k})", numel, compute_dtype(node.dtype).np_dtype)
             declare(name)
             return name
 

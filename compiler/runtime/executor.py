@@ -1,6 +1,7 @@
 """Run a schedule: launch each kernel or library call in order over numpy buffers."""
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -29,6 +30,26 @@ def strided(base: np.ndarray, view: View) -> np.ndarray:
     constructor costs 0.7 us where `as_strided` costs 4)."""
     item = base.itemsize
     return np.ndarray(view.shape, base.dtype, base, view.offset * item, tuple(s * item for s in view.strides))
+
+
+@functools.lru_cache(maxsize=4096)
+def _scalar_array(arg: tuple, dtype) -> np.ndarray:
+    return np.array([arg[1]], compute_dtype(dtype).np_dtype)
+
+
+def scalar_array(node: Node) -> np.ndarray:
+    """The value of a constant read as a scalar argument: a one-element array in the compute dtype
+    (cached by value: kernels never write their inputs)."""
+    return _scalar_array(node.arg, node.dtype)
+
+
+def step_inputs(step, order: list[Node]) -> list:
+    """The arrays filling a step's input slots: realized buffers, and scalar arguments' values."""
+    inputs = [order[i].realized for i in step.inputs]
+    if isinstance(step, KernelStep):
+        for j in step.kernel.scalar_slots:
+            inputs[j] = scalar_array(order[step.inputs[j]])
+    return inputs
 
 
 def for_kernel(array: np.ndarray) -> np.ndarray:
@@ -67,7 +88,7 @@ def execute(schedule: Schedule, order: list[Node]) -> None:
     for step in schedule.steps:
         start = time.perf_counter() if timed else 0.0
         node = order[step.output]
-        inputs = [order[i].realized for i in step.inputs]
+        inputs = step_inputs(step, order)
         result = run_step(step, order, inputs)
         if isinstance(step, KernelStep) and step.kernel.out_dtype is dtypes.float16:
             with np.errstate(over="ignore"):        # overflow gives inf, as in torch
