@@ -5,7 +5,8 @@ kernels) and generates a *driver*: one `@numba.cfunc` whose body is every kernel
 in, locals renamed) and every matmul (a CBLAS `gemm` call on row-major or transposed 2-D blocks,
 looping over batch dimensions) in order. A training step is then one native call.
 
-The driver takes one argument, a tuple of numpy arrays: the inputs, the constants, the outputs
+The driver takes one argument, a tuple of numpy arrays: the inputs, the constants (realized leaves,
+and the kernels' scalar arguments as one-element arrays, so the source holds no value), the outputs
 (allocated by the Python wrapper, so a result is never overwritten by a later call), one scratch
 buffer for the intermediates, and the BLAS function table. It allocates nothing and raises
 nothing. Its object code is stored in the cache directory next to its source
