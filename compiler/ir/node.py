@@ -105,13 +105,16 @@ def buffer(array: np.ndarray, device: str = "cpu") -> Node:
     return node
 
 
+_BOOL = dtypes.bool_
+
+
 def const(value, dtype: DType, shape: Shape = (), device: str = "cpu", literal: bool = False) -> Node:
     """A constant broadcast to `shape`.
 
     Kernels read it as a *scalar argument* (so a new value compiles nothing), except where it is a
     `literal`: bool constants and the operands whose value selects the instruction sequence (see
     `binary`, and docs/ARCHITECTURE.md). Only a literal's value is part of a graph's structure."""
-    literal = literal or dtype is dtypes.bool_
+    literal = literal or dtype is _BOOL
     try:
         arg = _const_arg(value, type(value), value == 0 and math.copysign(1.0, value) < 0, dtype, literal)
     except TypeError:                    # unhashable (a 0-d array)
@@ -159,11 +162,16 @@ def cast(x: Node, dtype: DType) -> Node:
     return _make(Op.CAST, (x,), x.shape, dtype, dtype.name)
 
 
+_CONST, _POW = Op.CONST, Op.POW
+_LITERAL_OPERAND = frozenset({Op.POW, Op.FLOORDIV, Op.MOD})
+"""Ops whose second operand, a constant, stays a literal: POW always, the others on integers."""
+
+
 def binary(op: Op, a: Node, b: Node) -> Node:
     assert op.family is Family.BINARY
     assert a.shape == b.shape, f"{op}: shapes {a.shape} and {b.shape} (broadcast first)"
     assert a.dtype is b.dtype, f"{op}: dtypes {a.dtype} and {b.dtype} (promote first)"
-    if b.op is Op.CONST and (op is Op.POW or op in (Op.FLOORDIV, Op.MOD) and not a.dtype.is_floating_point):
+    if b.op is _CONST and op in _LITERAL_OPERAND and (op is _POW or not a.dtype.is_floating_point):
         # the codegen (LLVM) picks instructions by these values: x ** 3.0 becomes multiplies and
         # x ** 0.5 a sqrt, an integer division by a constant a multiply and shift
         b = as_literal(b)
