@@ -228,3 +228,33 @@ def test_pow_zero_gradient_via_autograd_grad():
     tx = torch.tensor([1.0, 0.0, -2.0], dtype=torch.float64, requires_grad=True)
     (tg,) = torch.autograd.grad((tx ** 0.0).sum(), [tx])
     assert_close(g, tg)
+
+
+def test_jit_returns_a_zero_gradient_constant():
+    """floor's gradient is a constant node: a jitted program computes it as an output of its
+    own shape (the same constant is also a scalar argument of the kernel that writes it)."""
+    w0 = make_array((3, 4), "float64", 15)
+    xs = make_array((2, 3), "float64", 16)
+    w = lt.tensor(w0, requires_grad=True)
+    tw = torch.tensor(w0, requires_grad=True)
+
+    @lt.jit
+    def step(x):
+        w.grad = None
+        (x @ w).floor().sum().backward()
+        return w.grad * 0.5 + 1.25
+
+    for _ in range(2):
+        got = step(lt.tensor(xs))
+        tw.grad = None
+        (torch.tensor(xs) @ tw).floor().sum().backward()
+        assert_close(got, tw.grad * 0.5 + 1.25)
+
+    @lt.jit
+    def direct():
+        w.grad = None
+        w.floor().sum().backward()
+        return w.grad                 # the zero constant itself is the output
+
+    for _ in range(2):
+        assert_close(direct(), torch.zeros_like(tw))

@@ -73,10 +73,16 @@ class Program:
         self.args: list[Node] = list(self.inputs)
         arg_index = {id(n): k for k, n in enumerate(self.args)}
         for node in self.order + self.outputs:
-            if (node.realized is not None or is_scalar_argument(node)) and id(node) not in arg_index:
+            if node.realized is not None and id(node) not in arg_index:
                 arg_index[id(node)] = len(self.args)
                 self.args.append(node)
         self.arg_index = arg_index
+        # (apart from arg_index: a constant the caller asked for is also a computed output)
+        self.scalar_index: dict[int, int] = {}
+        for node in self.order:
+            if is_scalar_argument(node) and id(node) not in self.scalar_index:
+                self.scalar_index[id(node)] = len(self.args)
+                self.args.append(node)
         self.constants = [for_kernel(n.realized) if n.realized is not None else scalar_array(n)
                           for n in self.args[len(self.inputs):]]
         self._f16_in = [k for k, n in enumerate(self.inputs) if n.dtype is dtypes.float16]
@@ -119,10 +125,13 @@ class Program:
         """The same computation step by step from Python (no driver); `timed` logs every launch."""
         values: dict[int, np.ndarray] = {}
         for node, array in zip(self.args, list(arrays) + self.constants):
-            values[id(node)] = for_kernel(np.asarray(array))
+            if id(node) not in self.scalar_index:
+                values[id(node)] = for_kernel(np.asarray(array))
         for step in self.schedule.steps:
             start = time.perf_counter()
-            inputs = [values[id(self.order[i])] for i in step.inputs]
+            scalars = step.kernel.scalar_slots if isinstance(step, KernelStep) else ()
+            inputs = [scalar_array(self.order[i]) if j in scalars else values[id(self.order[i])]
+                      for j, i in enumerate(step.inputs)]
             result = values[id(self.order[step.output])] = run_step(step, self.order, inputs)
             if timed:
                 launch_log(getattr(step, "name", "matmul"), time.perf_counter() - start, inputs + [result])
@@ -213,8 +222,15 @@ class Program:
             if name is None:                # a leaf: its argument
                 k = self.arg_index[id(node)]
                 name = flat[id(node)] = f"x{k}"
-                numel = 1 if node.realized is None and is_scalar_argument(node) else node.numel
-                buffers[name] = (f"_array_data(arrays, {k})", numel, compute_dtype(node.dtype).np_dtype)
+                buffers[name] = (f"_array_data(arrays, {k})", node.numel, compute_dtype(node.dtype).np_dtype)
+            declare(name)
+            return name
+
+        def scalar(node: Node) -> str:
+            """A kernel's scalar argument: the constant's one-element array among the arguments."""
+            k = self.scalar_index[id(node)]
+            name = f"x{k}"
+            buffers[name] = (f"_array_data(arrays, {k})", 1, compute_dtype(node.dtype).np_dtype)
             declare(name)
             return name
 
@@ -233,7 +249,8 @@ class Program:
             node = self.order[step.output]
             out = flat[id(node)] = f"b{step.output}"
             if isinstance(step, KernelStep):
-                args = [var(self.order[i]) for i in step.inputs]
+                args = [scalar(self.order[i]) if j in step.kernel.scalar_slots else var(self.order[i])
+                        for j, i in enumerate(step.inputs)]
                 allocate(out, node.numel, step.kernel.out_dtype, node)
                 if node.numel:
                     emit(f"# {step.name}")
