@@ -258,3 +258,55 @@ def test_jit_returns_a_zero_gradient_constant():
 
     for _ in range(2):
         assert_close(direct(), torch.zeros_like(tw))
+
+
+CHILD = """
+import json, sys
+import lazytorch as lt
+a, b = float(sys.argv[1]), float(sys.argv[2])
+x = lt.tensor([[1.0, 2.0], [3.0, 4.0]])
+w = lt.tensor([[0.5], [-0.25]], requires_grad=True)
+
+@lt.jit
+def step():
+    w.grad = None
+    loss = ((x @ w - b) ** 2).mean()
+    loss.backward()
+    with lt.no_grad():
+        w.sub_(a * w.grad)
+    return loss
+
+losses = [step().item() for _ in range(2)]
+eager = (x * a + b).sum(0).tolist()
+print(json.dumps({"losses": losses, "eager": eager, "counters": lt.debug.counters()}))
+"""
+
+
+def test_new_process_with_new_values_compiles_nothing(tmp_path):
+    """The disk cache is keyed by source, which holds no value: another process with other
+    scalars loads every kernel and driver the first one compiled."""
+    import json, os, subprocess, sys
+    from pathlib import Path
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = dict(os.environ, LAZYTORCH_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env.pop("LAZYTORCH_CACHE", None)
+    results = []
+    for a, b in ((0.1, 1.5), (0.0625, -2.25)):
+        out = subprocess.run([sys.executable, str(script), str(a), str(b)], capture_output=True, text=True,
+                             env=env, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert results[0]["counters"]["kernel_compiles"] >= 2
+    assert results[1]["counters"]["kernel_compiles"] == 0
+    assert results[1]["eager"] == [4 * 0.0625 - 4.5, 6 * 0.0625 - 4.5]
+    tx = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    tw = torch.tensor([[0.5], [-0.25]], requires_grad=True)
+    for got in results[1]["losses"]:
+        tw.grad = None
+        loss = ((tx @ tw + 2.25) ** 2).mean()
+        loss.backward()
+        with torch.no_grad():
+            tw -= 0.0625 * tw.grad
+        assert abs(got - loss.item()) <= 1e-5 * abs(loss.item())
