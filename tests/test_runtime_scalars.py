@@ -310,3 +310,15 @@ def test_new_process_with_new_values_compiles_nothing(tmp_path):
         with torch.no_grad():
             tw -= 0.0625 * tw.grad
         assert abs(got - loss.item()) <= 1e-5 * abs(loss.item())
+
+
+def test_a_constant_assigned_in_place_is_read_as_a_buffer():
+    """`g.zero_()` makes g's node a constant that the next realization computes (asked for) and
+    then reads as a buffer in the same schedule: not as a scalar argument."""
+    for m in (lt, torch):
+        g = m.ones(4, 5) * 3
+        g.zero_()
+        got = (g.abs() + 0.25).sum()
+        assert float(got) == 5.0
+        g.fill_(1.5)
+        assert float((g * 2).sum()) == 60.0

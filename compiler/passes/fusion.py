@@ -72,6 +72,7 @@ class _KernelBuilder:
         self.order_pos = order_pos
         self.slots: list[Node] = []
         self.slot_of: dict[int, int] = {}
+        self.scalar_slots: list[int] = []          # slots read as scalar arguments (KConst.slot)
         self.memo: dict = {}
         self.fused_reduces: set[int] = set()
         self.reduces: dict[int, KReduce] = {}
@@ -173,6 +174,7 @@ class _KernelBuilder:
             if node.op is Op.CONST:
                 if is_scalar_argument(node):
                     self.slots.append(node)
+                    self.scalar_slots.append(len(self.slots) - 1)
                     return KConst(const_value(node), node.dtype, len(self.slots) - 1, self.order_pos[id(node)])
                 return KConst(const_value(node), node.dtype)
         if family is Family.MOVEMENT:
@@ -295,7 +297,8 @@ def _build_step(node: Node, materialized: dict, pos: dict, users_of_reduce: dict
         kernel = Kernel("loop", node.shape, node.dtype, [], full_shape=g.full_shape, mode=g.mode,
                         reduce_axes=g.reduce_axes, expr=expr)
     kernel.input_dtypes = [n.dtype for n in builder.slots]
-    kernel.scalar_slots = tuple(j for j, n in enumerate(builder.slots) if is_scalar_argument(n))
+    # (a constant computed by an earlier step, as the caller asked for it, is loaded as a buffer)
+    kernel.scalar_slots = tuple(builder.scalar_slots)
     kernel.ops_count = builder.ops_count
     for rid in builder.fused_reduces:
         users_of_reduce.setdefault(rid, set()).add(id(node))
