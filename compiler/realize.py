@@ -2,8 +2,8 @@
 
 `realize(nodes)` looks up the schedule of the graph by its structure (ops, shapes, dtypes,
 literal constants; not the data, nor the values of Python scalars), builds and compiles it the
-first time, and runs it. A structurally identical graph later - the next training step, the next batch - costs one key computation and
-the kernel launches.
+first time, and runs it. A structurally identical graph later - the next training step, the next
+batch, the next learning rate - costs one key computation and the kernel launches.
 """
 from __future__ import annotations
 

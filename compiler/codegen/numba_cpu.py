@@ -4,7 +4,8 @@ The function takes the output and the input buffers as flat 1-D arrays and compu
 itself from the kernel's index maps, with shapes and strides baked in as literals so LLVM can
 simplify and vectorize the arithmetic. Constants from Python numbers are *scalar arguments*
 (one-element input arrays, read into `c0`, `c1`, ... before the loops), so a new value reuses the
-compiled kernel; only literal constants (`KConst.slot is None`) are written into the source. Per-op templates live in one table (`UNARY`, `BINARY`).
+compiled kernel; only literal constants (`KConst.slot is None`) are written into the source.
+Per-op templates live in one table (`UNARY`, `BINARY`).
 """
 from __future__ import annotations
 
@@ -406,7 +407,7 @@ def _structure(e, memo: dict) -> tuple:
         if isinstance(e, KLoad):
             key = ("load", e.slot, e.tracker, e.dtype.name)
         elif isinstance(e, KConst):
-            key = ("const", repr(e.value), e.dtype.name) if e.slot is None else ("scalar", e.node)
+            key = ("const", repr(e.value), e.dtype.name) if e.slot is None else ("scalar", e.position)
         elif isinstance(e, KReduce):
             key = ("reduce", id(e))
         elif isinstance(e, KGather):

@@ -37,12 +37,12 @@ class KLoad:
 class KConst:
     """A constant: a literal in the source, or, with a `slot`, a scalar argument (input `slot` is a
     one-element array holding the value, read once before the loops). Each use of a constant has
-    its own slot; `node` (the constant's position in the graph) tells two uses of one value apart
-    from two values."""
+    its own slot; `position` (the constant's position in the graph) tells two uses of one value
+    apart from two values."""
     value: Any
     dtype: DType
     slot: Optional[int] = None
-    node: Optional[int] = None
+    position: Optional[int] = None
 
 
 @dataclass(eq=False)
