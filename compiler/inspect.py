@@ -130,7 +130,10 @@ def step_data(schedule: Schedule, order: list[Node]) -> list[dict]:
         }
         if isinstance(step, KernelStep):
             row.update(kind="kernel", name=step.name, source=step.source, ops=step.kernel.ops_count,
-                       mode=step.kernel.mode, loop=step.kernel.kind)
+                       mode=step.kernel.mode, loop=step.kernel.kind,
+                       # the values of its scalar arguments in this program (the source has none)
+                       scalars={f"c{k}": const_value(order[step.inputs[j]])
+                                for k, j in enumerate(step.kernel.scalar_slots)})
         else:
             row.update(kind="matmul", name="matmul (BLAS)", source=None, ops=1, mode="library", loop="matmul",
                        views=[{"shape": list(v.shape), "strides": list(v.strides), "offset": v.offset}
