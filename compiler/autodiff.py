@@ -140,9 +140,10 @@ def _vjp_none(node: Node, g: Node) -> Grads:
 
 
 def _vjp_piecewise_constant(node: Node, g: Node) -> Grads:
-    # sign, floor, ceil, round, trunc: derivative zero almost everywhere; None instead of a zero
-    # tensor so nothing is computed for it.
-    return (None,)
+    # sign, floor, ceil, round, trunc: derivative zero almost everywhere. A zero gradient, not
+    # None, as in torch: `x.floor().sum().backward()` leaves x.grad zeros (None would leave it
+    # None), and the zeros flow on through the rules below, so 0 * inf gives NaN there as in torch.
+    return (zeros_like(node.inputs[0]),)
 
 
 def _vjp_neg(node: Node, g: Node) -> Grads:
@@ -240,7 +241,7 @@ def _pow_grad_base(node: Node, g: Node) -> Optional[Node]:
     if exponent is not None:
         # x ** 3 and friends: the mask and the b - 1 fold away at graph-building time
         if exponent == 0:
-            return None
+            return zeros_like(a)        # torch: zeros (not None: x.grad must not stay None)
         return mul(g, scaled(binary(Op.POW, a, full_like(b, exponent - 1)), exponent))
     grad_a = mul(g, mul(b, binary(Op.POW, a, shifted(b, -1.0))))
     return where(binary(Op.EQ, b, zeros_like(b)), zeros_like(g), grad_a)

@@ -39,10 +39,16 @@ def record(step: KernelStep, order: list[Node], reason: str = "") -> None:
         node = order[step.output]
         forward = node.origin[0] if node.origin is not None else None
         KERNELS[step.name] = {"source": step.source,
-                              "inputs": [(order[i].shape, order[i].dtype.name) for i in step.inputs],
+                              "inputs": [(_slot_shape(step, j, order[i]), order[i].dtype.name)
+                                         for j, i in enumerate(step.inputs)],
                               "output": (node.shape, node.dtype.name), "reason": reason,
                               "origin": ORIGINS.get(node), "grad": describe(node),
                               "grad_of": None if forward is None else ORIGINS.get(forward)}
+
+
+def _slot_shape(step, j: int, node: Node) -> tuple:
+    """The shape of the array filling input slot `j` of a step (a scalar argument: one element)."""
+    return (1,) if isinstance(step, KernelStep) and j in step.kernel.scalar_slots else node.shape
 
 
 def _arg_text(node: Node) -> str:
@@ -130,13 +136,16 @@ def step_data(schedule: Schedule, order: list[Node]) -> list[dict]:
         row = {
             "index": index, "output": step.output, "reason": schedule.reasons.get(step.output, ""),
             "fused": fused_nodes(step, order, materialized),
-            "inputs": [{"id": i, "shape": list(order[i].shape), "dtype": order[i].dtype.name}
-                       for i in step.inputs],
+            "inputs": [{"id": i, "shape": list(_slot_shape(step, j, order[i])), "dtype": order[i].dtype.name}
+                       for j, i in enumerate(step.inputs)],
             "output_shape": list(node.shape), "output_dtype": node.dtype.name,
         }
         if isinstance(step, KernelStep):
             row.update(kind="kernel", name=step.name, source=step.source, ops=step.kernel.ops_count,
-                       mode=step.kernel.mode, loop=step.kernel.kind)
+                       mode=step.kernel.mode, loop=step.kernel.kind,
+                       # the values of its scalar arguments in this program (the source has none)
+                       scalars={f"c{k}": const_value(order[step.inputs[j]])
+                                for k, j in enumerate(step.kernel.scalar_slots)})
         else:
             row.update(kind="matmul", name="matmul (BLAS)", source=None, ops=1, mode="library", loop="matmul",
                        views=[{"shape": list(v.shape), "strides": list(v.strides), "offset": v.offset}

@@ -1,9 +1,9 @@
 """The compiler's entry point: compute the values of IR nodes.
 
 `realize(nodes)` looks up the schedule of the graph by its structure (ops, shapes, dtypes,
-constants; not the data), builds and compiles it the first time, and runs it. A structurally
-identical graph later - the next training step, the next batch - costs one key computation and
-the kernel launches.
+literal constants; not the data, nor the values of Python scalars), builds and compiles it the
+first time, and runs it. A structurally identical graph later - the next training step, the next
+batch, the next learning rate - costs one key computation and the kernel launches.
 """
 from __future__ import annotations
 
@@ -18,11 +18,14 @@ from compiler.runtime.counters import counters
 from compiler.runtime.executor import execute
 
 MAX_CACHED_SCHEDULES = 2048
+_CONST = Op.CONST
 _schedules: "OrderedDict[tuple, Schedule]" = OrderedDict()
 
 
 def structural_key(order: list[Node], targets: list[Node]) -> tuple:
-    """Identifies a graph up to its data: realized nodes count only by shape and dtype."""
+    """Identifies a graph up to its data: realized nodes count only by shape and dtype, and so do
+    constants read as scalar arguments (`ir.node.is_scalar_argument`); literal constants count
+    with their value."""
     position: dict[Node, int] = {}          # (nodes hash by identity)
     index_of = position.__getitem__
     parts = []
@@ -30,6 +33,8 @@ def structural_key(order: list[Node], targets: list[Node]) -> tuple:
         position[node] = i
         if node.realized is not None:
             parts.append((node.shape, node.dtype.name))
+        elif node.op is _CONST and not node.arg[2]:
+            parts.append((_CONST, node.shape, node.dtype.name))     # a scalar argument: data
         else:
             parts.append((node.op, node.arg, node.shape, node.dtype.name, tuple(map(index_of, node.inputs))))
     parts.append(tuple(map(index_of, targets)))

@@ -2,7 +2,10 @@
 
 The function takes the output and the input buffers as flat 1-D arrays and computes every index
 itself from the kernel's index maps, with shapes and strides baked in as literals so LLVM can
-simplify and vectorize the arithmetic. Per-op templates live in one table (`UNARY`, `BINARY`).
+simplify and vectorize the arithmetic. Constants from Python numbers are *scalar arguments*
+(one-element input arrays, read into `c0`, `c1`, ... before the loops), so a new value reuses the
+compiled kernel; only literal constants (`KConst.slot is None`) are written into the source.
+Per-op templates live in one table (`UNARY`, `BINARY`).
 """
 from __future__ import annotations
 
@@ -102,6 +105,8 @@ class _Emitter:
         self.known: frozenset[str] = frozenset()  # index conditions true here (inside a masked value)
         self.ranges: dict[str, tuple[int, int]] = {}   # loop variable -> [start, stop) of this loop
         self.checks: list[Bounds] = []            # what each error code stands for (code k: k - 1)
+        # scalar arguments: input slot -> the local holding its value (c0, c1, ...)
+        self.scalars = {slot: f"c{j}" for j, slot in enumerate(kernel.scalar_slots)}
 
     def emit(self, line: str):
         self.lines.append("    " * self.indent + line)
@@ -154,7 +159,7 @@ class _Emitter:
         if isinstance(e, KReduce):
             return self.reduced[id(e)]
         if isinstance(e, KConst):
-            return literal(e.value, e.dtype)
+            return literal(e.value, e.dtype) if e.slot is None else self.scalars[e.slot]
         if id(e) in self.scope:
             return self.scope[id(e)]
         if isinstance(e, KMasked):
@@ -482,7 +487,7 @@ def _structure(e, memo: dict) -> tuple:
         if isinstance(e, KLoad):
             key = ("load", e.slot, e.tracker, e.dtype.name)
         elif isinstance(e, KConst):
-            key = ("const", repr(e.value), e.dtype.name)
+            key = ("const", repr(e.value), e.dtype.name) if e.slot is None else ("scalar", e.position)
         elif isinstance(e, KReduce):
             key = ("reduce", id(e))
         elif isinstance(e, KGather):
@@ -556,6 +561,12 @@ def generate(kernel: Kernel) -> tuple[str, str]:
     checks = ["err", "errbase"] if em.checks else []
     kernel.checks = em.checks
     args = ", ".join(["out"] + [f"in{i}" for i in range(len(kernel.input_dtypes))] + checks)
+    if em.scalars:
+        # read once, before the loops: a local the loops keep in a register (a load from the
+        # argument inside a loop could alias `out` for LLVM and keep the loop from vectorizing);
+        # typed like the array, so a float32 scalar keeps float32 math float32
+        em.lines[:0] = ["    # scalar arguments (Python numbers in the expression): one-element arrays"] + [
+            f"    {name} = in{slot}[0]" for slot, name in em.scalars.items()]
     body = "\n".join(em.lines)
     floating = any(compute_dtype(d).is_floating_point for d in kernel.input_dtypes + [kernel.out_dtype])
     flags = f"fastmath={FASTMATH_OPTION}, " if floating else ""

@@ -10,7 +10,8 @@ A loop kernel computes one output over an iteration space:
 * In `"map"` mode there is no reduction: one loop nest over the output.
 
 Expressions (`KExpr`) are DAGs: a value used twice is one object, so codegen computes it once.
-Inputs are numbered slots; the step that launches the kernel says which buffer fills each slot.
+Inputs are numbered slots; the step that launches the kernel says which buffer fills each slot
+(or, for a scalar argument, which constant: its value is passed as a one-element array).
 """
 from __future__ import annotations
 
@@ -34,8 +35,14 @@ class KLoad:
 
 @dataclass(eq=False)
 class KConst:
+    """A constant: a literal in the source, or, with a `slot`, a scalar argument (input `slot` is a
+    one-element array holding the value, read once before the loops). Each use of a constant has
+    its own slot; `position` (the constant's position in the graph) tells two uses of one value
+    apart from two values."""
     value: Any
     dtype: DType
+    slot: Optional[int] = None
+    position: Optional[int] = None
 
 
 @dataclass(eq=False)
@@ -91,5 +98,6 @@ class Kernel:
     expr: Optional[KExpr] = None   # loop kernels: the output value
     exprs: dict = field(default_factory=dict)   # scatter_add: base/index/source; cumsum: source
     axis: int = 0                  # scatter_add and cumsum
+    scalar_slots: tuple[int, ...] = ()   # input slots that are scalar arguments (KConst.slot)
     ops_count: int = 0
     checks: list = field(default_factory=list)  # Bounds of the code k at position k - 1 (codegen fills it)

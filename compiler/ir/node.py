@@ -112,26 +112,46 @@ def buffer(array: np.ndarray, device: str = "cpu") -> Node:
     return node
 
 
-def const(value, dtype: DType, shape: Shape = (), device: str = "cpu") -> Node:
-    """A constant broadcast to `shape`; kernels inline it as a literal."""
+_BOOL = dtypes.bool_
+
+
+def const(value, dtype: DType, shape: Shape = (), device: str = "cpu", literal: bool = False) -> Node:
+    """A constant broadcast to `shape`.
+
+    Kernels read it as a *scalar argument* (so a new value compiles nothing), except where it is a
+    `literal`: bool constants and the operands whose value selects the instruction sequence (see
+    `binary`, and docs/ARCHITECTURE.md). Only a literal's value is part of a graph's structure."""
+    literal = literal or dtype is _BOOL
     try:
-        arg = _const_arg(value, type(value), value == 0 and math.copysign(1.0, value) < 0, dtype)
+        arg = _const_arg(value, type(value), value == 0 and math.copysign(1.0, value) < 0, dtype, literal)
     except TypeError:                    # unhashable (a 0-d array)
-        arg = _const_arg.__wrapped__(value, None, None, dtype)
+        arg = _const_arg.__wrapped__(value, None, None, dtype, literal)
     return _make(Op.CONST, (), tuple(shape), dtype, arg, device)
 
 
 @functools.lru_cache(maxsize=4096)
-def _const_arg(value, value_type, negative_zero, dtype: DType) -> tuple:
-    """(repr, value) of `value` cast to `dtype`; cached, as constants are built on the hot path (the
-    key has the type and the sign of zero: 1, 1.0, True, 0.0 and -0.0 must stay apart)."""
+def _const_arg(value, value_type, negative_zero, dtype: DType, literal: bool) -> tuple:
+    """(repr, value, literal) of `value` cast to `dtype`; cached, as constants are built on the hot
+    path (the key has the type and the sign of zero: 1, 1.0, True, 0.0 and -0.0 must stay apart)."""
     value = dtype.np_dtype.type(value).item()
-    return (repr(value), value)
+    return (repr(value), value, literal)
 
 
 def const_value(node: Node):
     """The Python value of a CONST node."""
     return node.arg[1]
+
+
+def is_scalar_argument(node: Node) -> bool:
+    """A CONST node that kernels read as a scalar argument (its value is data, not structure)."""
+    return node.op is Op.CONST and not node.arg[2] and node.realized is None
+
+
+def as_literal(node: Node) -> Node:
+    """The literal twin of a CONST node (the same value, inlined into kernels); other nodes as they are."""
+    if node.op is not Op.CONST or node.arg[2]:
+        return node
+    return _make(Op.CONST, (), node.shape, node.dtype, node.arg[:2] + (True,), node.device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,10 +169,19 @@ def cast(x: Node, dtype: DType) -> Node:
     return _make(Op.CAST, (x,), x.shape, dtype, dtype.name)
 
 
+_CONST, _POW = Op.CONST, Op.POW
+_LITERAL_OPERAND = frozenset({Op.POW, Op.FLOORDIV, Op.MOD})
+"""Ops whose second operand, a constant, stays a literal: POW always, the others on integers."""
+
+
 def binary(op: Op, a: Node, b: Node) -> Node:
     assert op.family is Family.BINARY
     assert a.shape == b.shape, f"{op}: shapes {a.shape} and {b.shape} (broadcast first)"
     assert a.dtype is b.dtype, f"{op}: dtypes {a.dtype} and {b.dtype} (promote first)"
+    if b.op is _CONST and op in _LITERAL_OPERAND and (op is _POW or not a.dtype.is_floating_point):
+        # the codegen (LLVM) picks instructions by these values: x ** 3.0 becomes multiplies and
+        # x ** 0.5 a sqrt, an integer division by a constant a multiply and shift
+        b = as_literal(b)
     dtype = dtypes.bool_ if op in COMPARISONS else a.dtype
     return _make(op, (a, b), a.shape, dtype)
 

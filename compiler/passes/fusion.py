@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from compiler.ir.kernel import KConst, KGather, KLoad, KMasked, KOp, KReduce, Kernel
-from compiler.ir.node import Node, const_value
+from compiler.ir.node import Node, const_value, is_scalar_argument
 from compiler.ir.ops import ELEMENTWISE, Family, Op
 from compiler.passes.views import ShapeTracker, View
 
@@ -74,6 +74,7 @@ class _KernelBuilder:
         self.order_pos = order_pos
         self.slots: list[Node] = []
         self.slot_of: dict[int, int] = {}
+        self.scalar_slots: list[int] = []          # slots read as scalar arguments (KConst.slot)
         self.memo: dict = {}
         self.fused_reduces: set[int] = set()
         self.reduces: dict[int, KReduce] = {}
@@ -98,7 +99,8 @@ class _KernelBuilder:
         return tracker
 
     def is_loadable(self, node: Node) -> bool:
-        return node.is_leaf_like and node.op is not Op.CONST or (
+        # (a realized constant is a buffer like any realized node, as the structural key says)
+        return node.is_leaf_like and (node.op is not Op.CONST or node.realized is not None) or (
             node is not self.root and id(node) in self.materialized)
 
     def load(self, node: Node, path) -> KLoad:
@@ -147,6 +149,10 @@ class _KernelBuilder:
     def visit(self, node: Node, path, in_body: bool, masked: bool = False):
         """The expression of `node` read through the movement ops `path`. `masked`: an enclosing
         KMasked already zeroes the indices that the pads in `path` make invalid."""
+        if node.op is Op.CONST and is_scalar_argument(node):
+            # a slot per use, not per node: equal values are one node (hash-consing), and the
+            # kernel must not depend on which of its scalars happen to be equal this time
+            return self._visit(node, path, in_body, masked)
         key = (id(node), path, in_body, masked)
         if key not in self.memo:
             self.memo[key] = self._visit(node, path, in_body, masked)
@@ -168,6 +174,10 @@ class _KernelBuilder:
                     # valid (its loads read the same padded views, so indices stay in bounds)
                     return KMasked(tracker, self.visit(node, path, in_body, True), node.dtype)
             if node.op is Op.CONST:
+                if is_scalar_argument(node):
+                    self.slots.append(node)
+                    self.scalar_slots.append(len(self.slots) - 1)
+                    return KConst(const_value(node), node.dtype, len(self.slots) - 1, self.order_pos[id(node)])
                 return KConst(const_value(node), node.dtype)
         if family is Family.MOVEMENT:
             # a new pad makes new invalid indices, which the enclosing mask does not cover
@@ -296,6 +306,8 @@ def _build_step(node: Node, materialized: dict, pos: dict, users_of_reduce: dict
         kernel = Kernel("loop", node.shape, node.dtype, [], full_shape=g.full_shape, mode=g.mode,
                         reduce_axes=g.reduce_axes, expr=expr)
     kernel.input_dtypes = [n.dtype for n in builder.slots]
+    # (a constant computed by an earlier step, as the caller asked for it, is loaded as a buffer)
+    kernel.scalar_slots = tuple(builder.scalar_slots)
     kernel.ops_count = builder.ops_count
     for rid in builder.fused_reduces:
         users_of_reduce.setdefault(rid, set()).add(id(node))
@@ -313,7 +325,7 @@ def _matmul_step(node: Node, materialized: dict, pos: dict) -> MatmulStep:
         view = _KernelBuilder.tracker(base.shape, path).single_view
         if view is None or view.mask is not None:
             base, view = operand, View.contiguous(operand.shape)
-        if not base.is_leaf_like or base.op is Op.CONST:
+        if not base.is_leaf_like or base.op is Op.CONST and base.realized is None:
             materialized.setdefault(id(base), "matmul operands are contiguous or strided buffers")
         inputs.append(pos[id(base)])
         views.append(view)

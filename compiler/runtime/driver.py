@@ -5,7 +5,8 @@ kernels) and generates a *driver*: one `@numba.cfunc` whose body is every kernel
 in, locals renamed) and every matmul (a CBLAS `gemm` call on row-major or transposed 2-D blocks,
 looping over batch dimensions) in order. A training step is then one native call.
 
-The driver takes one argument, a tuple of numpy arrays: the inputs, the constants, the outputs
+The driver takes one argument, a tuple of numpy arrays: the inputs, the constants (realized leaves,
+and the kernels' scalar arguments as one-element arrays, so the source holds no value), the outputs
 (allocated by the Python wrapper, so a result is never overwritten by a later call), one scratch
 buffer for the intermediates, the BLAS function table and, if a kernel checks indices, the error
 slots (error code, value). It allocates nothing and raises nothing: a bad index computed at run
@@ -33,13 +34,13 @@ import numpy as np
 from compiler import dtypes
 from compiler.codegen.numba_cpu import compute_dtype, generate
 from compiler.ir.kernel import KLoad, Kernel
-from compiler.ir.node import Node
+from compiler.ir.node import Node, is_scalar_argument
 from compiler.passes.fusion import KernelStep, Schedule
 from compiler.passes.views import ShapeTracker, View
 from compiler.runtime import blas as blas_threads
 from compiler.runtime import native, native_source
 from compiler.runtime.counters import log
-from compiler.runtime.executor import for_kernel, run_step, run_timed
+from compiler.runtime.executor import for_kernel, run_step, run_timed, scalar_array
 
 BLAS_DTYPES = ("float32", "float64")
 _ERR = re.compile(r"(?<![.\w])err\[")         # a line that uses the error slots
@@ -71,7 +72,8 @@ class Program:
             self.schedule, self.order = plan(targets)
         else:
             self.schedule, self.order = Schedule(), []
-        # driver arguments: the inputs, then every other leaf as a constant
+        # driver arguments: the inputs, then every other leaf as a constant (a scalar argument of
+        # the kernels as its one-element array: the driver's source does not depend on its value)
         self.args: list[Node] = list(self.inputs)
         arg_index = {id(n): k for k, n in enumerate(self.args)}
         for node in self.order + self.outputs:
@@ -79,7 +81,14 @@ class Program:
                 arg_index[id(node)] = len(self.args)
                 self.args.append(node)
         self.arg_index = arg_index
-        self.constants = [for_kernel(n.realized) for n in self.args[len(self.inputs):]]
+        # (apart from arg_index: a constant the caller asked for is also a computed output)
+        self.scalar_index: dict[int, int] = {}
+        for node in self.order:
+            if is_scalar_argument(node) and id(node) not in self.scalar_index:
+                self.scalar_index[id(node)] = len(self.args)
+                self.args.append(node)
+        self.constants = [for_kernel(n.realized) if n.realized is not None else scalar_array(n)
+                          for n in self.args[len(self.inputs):]]
         self._f16_in = [k for k, n in enumerate(self.inputs) if n.dtype is dtypes.float16]
         self._f16_out = [k for k, n in enumerate(self.outputs) if n.dtype is dtypes.float16]
         # computed outputs, each written by the driver into an array the wrapper allocates
@@ -121,10 +130,13 @@ class Program:
         """The same computation step by step from Python (no driver); `timed` logs every launch."""
         values: dict[int, np.ndarray] = {}
         for node, array in zip(self.args, list(arrays) + self.constants):
-            values[id(node)] = for_kernel(np.asarray(array))
+            if id(node) not in self.scalar_index:
+                values[id(node)] = for_kernel(np.asarray(array))
         run = run_timed if timed else run_step
         for step in self.schedule.steps:
-            inputs = [values[id(self.order[i])] for i in step.inputs]
+            scalars = step.kernel.scalar_slots if isinstance(step, KernelStep) else ()
+            inputs = [scalar_array(self.order[i]) if j in scalars else values[id(self.order[i])]
+                      for j, i in enumerate(step.inputs)]
             values[id(self.order[step.output])] = run(step, self.order, inputs)
         outs = tuple(values[id(n)].reshape(n.shape) for n in self.outputs)
         if self._f16_out:
@@ -230,6 +242,14 @@ class Program:
             declare(name)
             return name
 
+        def scalar(node: Node) -> str:
+            """A kernel's scalar argument: the constant's one-element array among the arguments."""
+            k = self.scalar_index[id(node)]
+            name = f"x{k}"
+            buffers[name] = (f"_array_data(arrays, {k})", 1, compute_dtype(node.dtype).np_dtype)
+            declare(name)
+            return name
+
         def inline(source: str, args: list[str], prefix: str):
             body, imports, uses_fastmath, _ = native_source.inline(
                 source, args, prefix, scratch)
@@ -245,7 +265,8 @@ class Program:
             node = self.order[step.output]
             out = flat[id(node)] = f"b{step.output}"
             if isinstance(step, KernelStep):
-                args = [var(self.order[i]) for i in step.inputs]
+                args = [scalar(self.order[i]) if j in step.kernel.scalar_slots else var(self.order[i])
+                        for j, i in enumerate(step.inputs)]
                 allocate(out, node.numel, step.kernel.out_dtype, node)
                 if node.numel:
                     emit(f"# {step.name}")

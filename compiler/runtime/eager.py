@@ -49,8 +49,9 @@ def _build(step: KernelStep, order: list[Node]) -> Optional[Callable]:
     prologue = []
     for k, (name, node) in enumerate(zip(names, nodes)):
         np_dtype = compute_dtype(node.dtype).np_dtype
+        numel = 1 if k - 1 in step.kernel.scalar_slots else node.numel     # (a scalar argument)
         prologue += [f"p_{name} = _array_data(arrays, {k})",
-                     f"{name} = numba.carray(p_{name}, {node.numel}, np.{np_dtype.name})"]
+                     f"{name} = numba.carray(p_{name}, {numel}, np.{np_dtype.name})"]
     if scratch.size:
         prologue.insert(0, f"scratch = _array_data(arrays, {len(names)})")
     if checks:

@@ -1,6 +1,7 @@
 """Run a schedule: launch each kernel or library call in order over numpy buffers."""
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -32,6 +33,52 @@ def strided(base: np.ndarray, view: View) -> np.ndarray:
     constructor costs 0.7 us where `as_strided` costs 4)."""
     item = base.itemsize
     return np.ndarray(view.shape, base.dtype, base, view.offset * item, tuple(s * item for s in view.strides))
+
+
+@functools.lru_cache(maxsize=4096)
+def _scalar_array(arg: tuple, dtype) -> np.ndarray:
+    return np.array([arg[1]], compute_dtype(dtype).np_dtype)
+
+
+def scalar_array(node: Node) -> np.ndarray:
+    """The value of a constant read as a scalar argument: a one-element array in the compute dtype
+    (cached by value: kernels never write their inputs)."""
+    return _scalar_array(node.arg, node.dtype)
+
+
+def step_inputs(step, order: list[Node]) -> list:
+    """The arrays filling a step's input slots, as `run_step` takes them: realized buffers (a
+    kernel's float16 ones as float32), and scalar arguments' values."""
+    inputs = [order[i].realized for i in step.inputs]
+    if isinstance(step, KernelStep):
+        # only the slots that need it: a kernel may have dozens of scalar arguments, and a Python
+        # call per slot per launch showed (a 1000-op chain realized 10% slower)
+        groups = getattr(step, "scalar_groups", None)
+        if groups is None:
+            groups, half = _slot_groups(step)
+        else:
+            half = step.half_slots
+        for position, slots in groups:          # (one value, often used in many slots)
+            node = order[position]
+            value = _scalar_array(node.arg, node.dtype)
+            for j in slots:
+                inputs[j] = value
+        for j in half:
+            inputs[j] = inputs[j].astype(np.float32)
+    return inputs
+
+
+def _slot_groups(step: KernelStep) -> tuple:
+    """(the scalar argument slots grouped by constant, the float16 buffer slots) of a step, kept
+    on it (`scalar_groups`, `half_slots`)."""
+    kernel = step.kernel
+    groups: dict[int, list[int]] = {}
+    for j in kernel.scalar_slots:
+        groups.setdefault(step.inputs[j], []).append(j)
+    step.scalar_groups = tuple((position, tuple(slots)) for position, slots in groups.items())
+    step.half_slots = tuple(j for j, d in enumerate(kernel.input_dtypes)
+                            if d is dtypes.float16 and j not in kernel.scalar_slots)
+    return step.scalar_groups, step.half_slots
 
 
 def for_kernel(array: np.ndarray) -> np.ndarray:
@@ -74,7 +121,8 @@ def run_timed(step, order: list[Node], inputs: list, profile: Optional[dict] = N
 
 
 def run_step(step, order: list[Node], inputs: list) -> np.ndarray:
-    """One step's result from its input arrays, in the compute dtype (float16 as float32)."""
+    """One step's result from its input arrays (a kernel's in the compute dtype, see
+    `step_inputs`), in the compute dtype (float16 as float32)."""
     if isinstance(step, MatmulStep):
         a, b = (strided(x, v) for x, v in zip(inputs, step.views))
         counters["library_calls"] += 1
@@ -82,7 +130,6 @@ def run_step(step, order: list[Node], inputs: list) -> np.ndarray:
     kernel = step.kernel
     result = np.empty(kernel.out_shape, compute_dtype(kernel.out_dtype).np_dtype)
     if result.size:
-        inputs = [for_kernel(x) for x in inputs]
         # a kernel that checks indices records the first bad one here: (error code, value)
         err = np.zeros(2, np.int64) if kernel.checks else None
         run = eager.runner(step, order)
@@ -108,7 +155,7 @@ def execute(schedule: Schedule, order: list[Node]) -> None:
     timed = debug_level() >= 2 or profile is not None
     for step in schedule.steps:
         node = order[step.output]
-        inputs = [order[i].realized for i in step.inputs]
+        inputs = step_inputs(step, order)
         result = run_timed(step, order, inputs, profile) if timed else run_step(step, order, inputs)
         if isinstance(step, KernelStep) and step.kernel.out_dtype is dtypes.float16:
             with np.errstate(over="ignore"):        # overflow gives inf, as in torch
