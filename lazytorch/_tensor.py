@@ -10,6 +10,7 @@ import builtins
 import functools
 import math
 import numbers
+import sys
 import types
 import weakref
 from collections import namedtuple
@@ -649,9 +650,26 @@ def _export(storage: "_storage.Storage") -> np.ndarray:
     since arrays a realization made may be read by lazy nodes built before numpy could write them."""
     if storage.shared is None or storage.root._node.realized is not storage.shared:
         realize_tensors([storage.root])
-        storage.shared = np.array(storage.root._node.realized, copy=True)
+        array = storage.root._node.realized
+        storage.shared = array if _sole_reader(storage) else np.array(array, copy=True)
         _rebind(storage)
     return storage.shared
+
+
+def _sole_reader(storage: "_storage.Storage") -> bool:
+    """True when nothing but this storage's tensors can read the root's array: no other node holds
+    the root's node (a lazy consumer would read the array after numpy wrote it) and no other node
+    shares the array (a clone realized as the same array). Then numpy may share it without a copy.
+
+    Counts references with `sys.getrefcount`, so it is CPython's answer only; elsewhere the array
+    is always copied. The expected count: the storage's root and each alias holding the node, plus
+    getrefcount's argument and this frame's name for it (the caller holds the array once more)."""
+    node = storage.root._node
+    array = node.realized
+    if sys.implementation.name != "cpython" or array.base is not None or not array.flags.writeable:
+        return False
+    holders = 1 + builtins.sum(1 for t in storage.live() if t._node is node)
+    return sys.getrefcount(node) == holders + 2 and sys.getrefcount(array) == 4
 
 
 def _rebind(storage: "_storage.Storage") -> None:

@@ -513,6 +513,19 @@ def state_dict_shares_parameters(torch):
     return [sd["weight"], m.bias.detach()]
 
 
+@idiom
+def lazy_consumer_survives_numpy_write(torch):
+    x = torch.arange(4.)
+    r = x * 2
+    y = r + 1
+    a = r.numpy()
+    a[0] = 100
+    c = x.clone()
+    c2 = c * 1
+    x.numpy()[1] = -7
+    return [y, r, c, c2, x]
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 def _error(fn):
